@@ -1,0 +1,98 @@
+"""A thin async client of the BankID RP API v6.0: one method per endpoint.
+
+It encodes requests, checks answers and raises; it neither retries nor maps
+errors to the gateway's terms (``connector.py`` decides both)::
+
+    httpx.HTTPError
+    +-- httpx.TransportError      timeouts, refused or dropped connections (from httpx)
+    +-- httpx.HTTPStatusError
+        +-- BankIDError           a non-2xx answer, with errorCode and details
+    BankIDProtocolError           a 2xx answer we cannot read
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import httpx
+import msgspec
+
+from ciba_gateway_bankid.models import (
+    AuthRequest,
+    CollectResponse,
+    ErrorResponse,
+    OrderRef,
+    OrderResponse,
+    PhoneAuthRequest,
+)
+
+__all__ = ["BankIDClient", "BankIDError", "BankIDProtocolError"]
+
+T = TypeVar("T")
+
+# Exactly this value: BankID answers 415 when a charset parameter is added.
+_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+class BankIDError(httpx.HTTPStatusError):
+    """A non-2xx answer; ``error_code`` is lower-cased for matching, ``details`` is free text."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        try:
+            body = msgspec.json.decode(response.content, type=ErrorResponse)
+            code, details = body.error_code, body.details
+        except msgspec.MsgspecError:
+            code, details = "", ""
+        super().__init__(
+            f"BankID answered {response.status_code} {code or '(no errorCode)'}",
+            request=response.request,
+            response=response,
+        )
+        self.status = response.status_code
+        self.error_code = code.lower()
+        self.raw_error_code = code
+        self.details = details
+
+
+class BankIDProtocolError(Exception):
+    """A 2xx answer that is not the documented JSON."""
+
+
+class BankIDClient:
+    """Calls the RP API under the base URL of ``http`` (e.g. ``.../rp/v6.0``)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self._http = http
+
+    async def auth(self, body: AuthRequest) -> OrderResponse:
+        """``POST /auth``: start an authentication order."""
+        return await self._post("auth", body, OrderResponse)
+
+    async def phone_auth(self, body: PhoneAuthRequest) -> OrderResponse:
+        """``POST /phone/auth``: start an authentication order for a caller on the phone."""
+        return await self._post("phone/auth", body, OrderResponse)
+
+    async def collect(self, order_ref: str) -> CollectResponse:
+        """``POST /collect``: the order's status, hint code or completion data."""
+        return await self._post("collect", OrderRef(order_ref=order_ref), CollectResponse)
+
+    async def cancel(self, order_ref: str) -> None:
+        """``POST /cancel``: cancel a pending order."""
+        await self._post("cancel", OrderRef(order_ref=order_ref), None)
+
+    async def aclose(self) -> None:
+        """Close the underlying HTTP client."""
+        await self._http.aclose()
+
+    async def _post(self, path: str, body: msgspec.Struct, answer: type[T] | None) -> T:
+        response = await self._http.post(
+            path, content=msgspec.json.encode(body), headers=_HEADERS
+        )
+        if not response.is_success:
+            raise BankIDError(response)
+        if answer is None:
+            return None  # type: ignore[return-value]
+        try:
+            return msgspec.json.decode(response.content, type=answer)
+        except msgspec.MsgspecError as exc:
+            raise BankIDProtocolError(f"unreadable answer from /{path}: {exc}") from exc

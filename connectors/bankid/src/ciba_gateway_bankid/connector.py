@@ -1,0 +1,383 @@
+"""The BankID connector: CIBA requests to BankID RP API v6.0 orders.
+
+``start`` sends ``/phone/auth`` when a call initiator is known (from a ``phoneAuth``
+authorization_details entry or the config), otherwise ``/auth`` with
+``requirement.personalNumber``. ``poll`` collects; ``cancel`` cancels. README.md
+documents the config and the full mapping of answers to outcomes.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Literal
+
+import httpx
+import msgspec
+import structlog
+from msgspec import Meta
+
+from ciba_gateway.connector import (
+    Approved,
+    BaseConnector,
+    ConnectorDeps,
+    Denied,
+    Expired,
+    Failed,
+    HttpSettings,
+    Identity,
+    InvalidHint,
+    LoginHint,
+    Pending,
+    PollResult,
+    StartRequest,
+    Started,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UserBusy,
+    build_client,
+    is_transient,
+    retrying,
+)
+from ciba_gateway_bankid.client import BankIDClient, BankIDError, BankIDProtocolError
+from ciba_gateway_bankid.models import (
+    AuthRequest,
+    CollectResponse,
+    CompletionData,
+    PhoneAuthRequest,
+    PhoneRequirement,
+    Requirement,
+)
+from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
+
+__all__ = ["BankIDConnector", "Config"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# userVisibleData may be at most 1 500 characters after base64: 1 125 bytes of text.
+_MAX_VISIBLE_BYTES = 1_125
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``bankid`` connector's settings in a tenant's YAML (documented in README.md)."""
+
+    base_url: Annotated[str, Meta(pattern=r"^https?://")]
+    """RP API root, e.g. ``https://appapi2.test.bankid.com/rp/v6.0``."""
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    """Timeouts, mTLS (the RP certificate, BankID's pinned root) and retry attempts."""
+    call_initiator: Literal["user", "RP"] | None = None
+    """Default for ``/phone/auth``; None sends ``/auth`` unless the request asks for phoneAuth."""
+    end_user_ip: str | None = None
+    """``endUserIp`` for ``/auth``; None uses the address the gateway saw."""
+    pin_code: bool = False
+    """Require the security code even when the user has biometrics enabled."""
+    certificate_policies: tuple[Annotated[str, Meta(min_length=1)], ...] = ()
+    """OIDs of the BankID kinds accepted; empty keeps BankID's defaults."""
+    show_client_name: bool = True
+    """Show the client's display name above the binding message in the app."""
+    poll_interval: Annotated[float, Meta(ge=1.0, le=30.0)] = 2.0
+    """Seconds between two collects (BankID asks for 2)."""
+    acr: str = "urn:grn:authn:se:bankid"
+    """The ``acr`` of the identities this connector produces."""
+    amr: tuple[str, ...] = ("bankid",)
+    """The ``amr`` of the identities this connector produces."""
+
+    def __post_init__(self) -> None:
+        if self.end_user_ip is not None:
+            try:
+                ipaddress.ip_address(self.end_user_ip)
+            except ValueError:
+                raise ValueError("end_user_ip must be an IPv4 or IPv6 address") from None
+
+
+# failed hintCode (lower-cased) -> outcome; reasons paraphrase BankID's RFA texts.
+_FAILURES: Mapping[str, Denied | Expired | Failed] = {
+    "usercancel": Denied(reason="The user cancelled in the BankID app (userCancel)."),
+    "userdeclinedcall": Denied(
+        reason="The user declined in the BankID app: they are not on a call with us "
+        "(userDeclinedCall)."
+    ),
+    "expiredtransaction": Expired(
+        reason="The BankID app did not respond in time; the order expired (expiredTransaction)."
+    ),
+    "certificateerr": Failed(
+        reason="The user's BankID is blocked, revoked or too old; they must get a new one "
+        "from their bank (certificateErr)."
+    ),
+    "startfailed": Failed(
+        reason="No BankID app picked up the order in time: the user has no BankID or did "
+        "not open the app (startFailed)."
+    ),
+    "cancelled": Failed(
+        reason="The order was cancelled because a new BankID order was started for the "
+        "same user (cancelled)."
+    ),
+    "notsupportedbyuserapp": Failed(
+        reason="The user's BankID app does not support this request; it must be updated "
+        "(notSupportedByUserApp)."
+    ),
+    "transactionriskblocked": Failed(
+        reason="BankID blocked the order because of its risk assessment (transactionRiskBlocked)."
+    ),
+}
+
+_TWELVE_DIGITS = re.compile(r"[0-9]{12}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _safe(code: str) -> str:
+    """An upstream code fit for a client-visible description."""
+    return _UNSAFE.sub("", code)[:40] or "unknown"
+
+
+def _redact(text: str) -> str:
+    """Mask personal numbers inside free text from upstream (error details)."""
+    return _TWELVE_DIGITS.sub(lambda m: mask(m.group()), text)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when a start call surely did not create an order, so sending it again is safe.
+
+    A read timeout or a dropped connection may come after BankID created the
+    order; starting again would prompt the user twice, so those are never retried.
+    """
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    return isinstance(exc, BankIDError) and exc.status == 503 and exc.error_code == "maintenance"
+
+
+def _visible_data(text: str) -> str:
+    data = text.encode()
+    if len(data) > _MAX_VISIBLE_BYTES:
+        data = data[:_MAX_VISIBLE_BYTES].decode(errors="ignore").encode()
+    return base64.b64encode(data).decode("ascii")
+
+
+class BankIDConnector(BaseConnector):
+    """Authenticates Swedish personal numbers with BankID (``/auth`` or ``/phone/auth``).
+
+    ``transport`` replaces the network (tests run it against the simulator) and
+    ``sleep`` the wait between retries.
+    """
+
+    Config: ClassVar[type[Config]] = Config
+    login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"ssn"})
+    authorization_details_types: ClassVar[frozenset[str]] = frozenset({"phoneAuth"})
+
+    def __init__(
+        self,
+        config: Config,
+        deps: ConnectorDeps,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = deps.clock
+        self._sleep = sleep
+        self._client = BankIDClient(build_client(config.base_url, config.http, transport=transport))
+        self._log = structlog.get_logger("ciba_gateway_bankid").bind(
+            connector="bankid", tenant=deps.tenant_id, instance=deps.instance_name
+        )
+
+    # --- start --------------------------------------------------------------
+
+    async def start(self, request: StartRequest) -> Started:
+        """Start an order for the hinted personal number; refuse with a ConnectorError."""
+        pnr = self._personal_number(request.login_hint)
+        initiator = self._call_initiator(request.authorization_details)
+        visible = self._visible_text(request)
+        log = self._log.bind(pnr=mask(pnr))
+        if initiator is None:
+            endpoint = "auth"
+            call = self._client.auth
+            body: AuthRequest | PhoneAuthRequest = AuthRequest(
+                end_user_ip=self.config.end_user_ip or request.end_user_ip,
+                requirement=Requirement(
+                    personal_number=pnr,
+                    pin_code=self.config.pin_code or None,
+                    certificate_policies=self.config.certificate_policies or None,
+                ),
+                user_visible_data=visible,
+            )
+        else:
+            endpoint = "phone/auth"
+            call = self._client.phone_auth  # type: ignore[assignment]
+            requirement = PhoneRequirement(
+                pin_code=self.config.pin_code or None,
+                certificate_policies=self.config.certificate_policies or None,
+            )
+            body = PhoneAuthRequest(
+                personal_number=pnr,
+                call_initiator=initiator,
+                requirement=requirement if requirement != PhoneRequirement() else None,
+                user_visible_data=visible,
+            )
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=_never_sent, sleep=self._sleep
+            ):
+                with attempt:
+                    order = await call(body)  # type: ignore[arg-type]
+        except BankIDError as exc:
+            log.warning(
+                "bankid_start_refused",
+                endpoint=endpoint,
+                status=exc.status,
+                error_code=exc.raw_error_code,
+                details=_redact(exc.details),
+            )
+            raise self._start_error(exc) from exc
+        except (httpx.HTTPError, BankIDProtocolError) as exc:
+            log.warning("bankid_start_failed", endpoint=endpoint, error=type(exc).__name__)
+            raise UpstreamUnavailable("BankID could not be reached; try again later") from exc
+        log.info("bankid_order_started", endpoint=endpoint, order_ref=order.order_ref)
+        return Started(session={"orderRef": order.order_ref}, poll_after=self.config.poll_interval)
+
+    def _personal_number(self, hint: LoginHint) -> str:
+        if hint.kind != "ssn":
+            raise InvalidHint("BankID needs a Swedish personal identity number (ssn)")
+        if hint.country not in (None, "SE"):
+            raise InvalidHint("BankID serves Swedish personal identity numbers only")
+        if not is_valid(hint.value):
+            raise InvalidHint("not a valid 12-digit Swedish personal identity number")
+        return hint.value
+
+    def _call_initiator(self, details: Sequence[Mapping[str, Any]]) -> Literal["user", "RP"] | None:
+        for entry in details:
+            if entry.get("type") != "phoneAuth":
+                continue
+            value = entry.get("callInitiator", self.config.call_initiator)
+            if isinstance(value, str) and value.lower() == "user":
+                return "user"
+            if isinstance(value, str) and value.lower() == "rp":
+                return "RP"
+            raise UpstreamRejected('phoneAuth needs "callInitiator": "user" or "RP"')
+        return self.config.call_initiator
+
+    def _visible_text(self, request: StartRequest) -> str | None:
+        parts = []
+        if self.config.show_client_name and request.client_name:
+            parts.append(request.client_name)
+        if request.binding_message:
+            parts.append(request.binding_message)
+        return _visible_data("\n\n".join(parts)) if parts else None
+
+    @staticmethod
+    def _start_error(exc: BankIDError) -> UserBusy | UpstreamRejected | UpstreamUnavailable:
+        code = _safe(exc.raw_error_code) if exc.raw_error_code else str(exc.status)
+        if exc.error_code == "alreadyinprogress":
+            return UserBusy(
+                "an identification or signing for this personal number is already in progress"
+            )
+        if exc.status >= 500 or exc.status in (408, 429):
+            return UpstreamUnavailable(f"BankID is unavailable ({code}); try again later")
+        return UpstreamRejected(f"BankID refused the request ({code})")
+
+    # --- poll ---------------------------------------------------------------
+
+    async def poll(self, session: dict[str, Any]) -> PollResult:
+        """Collect the order once (transient errors retried); map the answer to an outcome."""
+        order_ref = session.get("orderRef")
+        if not isinstance(order_ref, str) or not order_ref:
+            return Failed(reason="the BankID session has no orderRef")
+        log = self._log.bind(order_ref=order_ref)
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=is_transient, sleep=self._sleep
+            ):
+                with attempt:
+                    answer = await self._client.collect(order_ref)
+        except BankIDError as exc:
+            log.warning(
+                "bankid_collect_refused",
+                status=exc.status,
+                error_code=exc.raw_error_code,
+                details=_redact(exc.details),
+            )
+            if exc.status >= 500 or exc.status in (408, 429):
+                raise UpstreamUnavailable(f"BankID collect failed ({exc.status})") from exc
+            if exc.error_code == "invalidparameters":
+                return Failed(reason="the BankID order no longer exists (invalidParameters)")
+            code = _safe(exc.raw_error_code) if exc.raw_error_code else str(exc.status)
+            return Failed(reason=f"BankID refused to report on the order ({code})")
+        except (httpx.HTTPError, BankIDProtocolError) as exc:
+            log.warning("bankid_collect_failed", error=type(exc).__name__)
+            raise UpstreamUnavailable("BankID could not be reached") from exc
+        result = self._outcome(answer)
+        log.info("bankid_collected", status=answer.status, hint_code=answer.hint_code)
+        return result
+
+    def _outcome(self, answer: CollectResponse) -> PollResult:
+        status = answer.status.lower()
+        if status == "pending":
+            return Pending(hint=answer.hint_code, poll_after=self.config.poll_interval)
+        if status == "complete":
+            if answer.completion_data is None:
+                return Failed(reason="BankID reported completion without completionData")
+            return self._approved(answer.completion_data)
+        if status == "failed":
+            hint = answer.hint_code or ""
+            known = _FAILURES.get(hint.lower())
+            if known is not None:
+                return known
+            return Failed(reason=f"Unknown BankID error; please try again ({_safe(hint)}).")
+        return Failed(reason=f"BankID answered an unknown status ({_safe(answer.status)}).")
+
+    def _approved(self, data: CompletionData) -> Approved | Failed:
+        user = data.user
+        pnr = user.personal_number
+        if not _TWELVE_DIGITS.fullmatch(pnr):
+            return Failed(reason="BankID completed without a valid personal number")
+        claims: dict[str, Any] = {}
+        if user.name:
+            claims["name"] = user.name
+        if user.given_name:
+            claims["given_name"] = user.given_name
+        if user.surname:
+            claims["family_name"] = user.surname
+        born = birthdate(pnr)
+        if born is not None:
+            claims["birthdate"] = born.isoformat()
+        return Approved(
+            identity=Identity(
+                scheme="se-pnr",
+                subject=pnr,
+                national_id=pnr,
+                country="SE",
+                claims=claims,
+                acr=self.config.acr,
+                amr=self.config.amr,
+                auth_time=int(self._clock()),
+            )
+        )
+
+    # --- cancel / close -----------------------------------------------------
+
+    async def cancel(self, session: dict[str, Any]) -> None:
+        """Cancel the order, best effort: errors are logged, never raised."""
+        order_ref = session.get("orderRef")
+        if not isinstance(order_ref, str) or not order_ref:
+            return
+        log = self._log.bind(order_ref=order_ref)
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=is_transient, sleep=self._sleep
+            ):
+                with attempt:
+                    await self._client.cancel(order_ref)
+        except BankIDError as exc:
+            if exc.error_code == "invalidparameters":
+                log.info("bankid_cancel_not_pending")
+            else:
+                log.warning("bankid_cancel_refused", status=exc.status, error_code=exc.raw_error_code)
+        except Exception as exc:
+            log.warning("bankid_cancel_failed", error=type(exc).__name__)
+        else:
+            log.info("bankid_order_cancelled")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()

@@ -1,0 +1,22 @@
+"""ASGI factory for servers that import the app by name (``serve`` with several workers)."""
+
+from __future__ import annotations
+
+import os
+
+from litestar import Litestar
+
+__all__ = ["app_from_env"]
+
+
+def app_from_env() -> Litestar:
+    """Build the app from the config file named by ``CIBA_GATEWAY_CONFIG``."""
+    from ciba_gateway.app import create_app
+    from ciba_gateway.config.load import load_config
+    from ciba_gateway.connector import load_registry
+    from ciba_gateway.observability import configure_logging
+
+    path = os.environ["CIBA_GATEWAY_CONFIG"]
+    config = load_config(path, registry=load_registry())
+    configure_logging(config.logging.format, config.logging.level)
+    return create_app(config)

@@ -1,0 +1,199 @@
+"""The ``ciba-gateway`` command: serve | demo | check-config | keys | simulate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEMO_CONFIG = "config/demo.yaml"
+CONFIG_ENV = "CIBA_GATEWAY_CONFIG"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ciba-gateway", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config", required=True, help="gateway YAML file")
+    serve.add_argument("--host", help="bind address (default: server.host of the config)")
+    serve.add_argument("--port", type=int, help="port (default: server.port of the config)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+
+    demo = sub.add_parser("demo", help="run the demo: gateway + simulators on one port")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--config", default=DEMO_CONFIG)
+
+    check = sub.add_parser("check-config", help="validate a config file, print every error")
+    check.add_argument("path")
+
+    keys = sub.add_parser("keys", help="signing key tools")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="print a new private JWK")
+    gen.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "PS256", "EdDSA"])
+    gen.add_argument("--kid", required=True)
+
+    sim = sub.add_parser("simulate", help="run an upstream simulator on its own")
+    sim.add_argument("name", help="simulator type, e.g. bankid")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--config", help="take settings from this config's simulators entry")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        from ciba_gateway.cli_check import check_config_command
+
+        return check_config_command(args.path)
+    if args.command == "keys":
+        from ciba_gateway.tokens import generate_private_jwk
+
+        print(json.dumps(generate_private_jwk(args.alg, args.kid), indent=2))
+        return 0
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "simulate":
+        return _simulate(args)
+    return 2
+
+
+def _load(path: str):
+    from ciba_gateway.config.load import format_problems, load_config
+    from ciba_gateway.connector import load_registry
+    from ciba_gateway.errors import ConfigError
+
+    try:
+        return load_config(path, registry=load_registry())
+    except ConfigError as exc:
+        print(f"{path}: invalid configuration\n{format_problems(exc)}", file=sys.stderr)
+        return None
+    except OSError as exc:
+        print(f"{path}: {exc.strerror}", file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ciba_gateway.observability import configure_logging
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    configure_logging(config.logging.format, config.logging.level)
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    workers = args.workers or config.server.workers
+    os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+    uvicorn.run(
+        "ciba_gateway.asgi:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ciba_gateway.app import create_app
+    from ciba_gateway.observability import configure_logging
+
+    if not Path(args.config).exists():
+        print(
+            f"{args.config} not found: run the demo from the project checkout "
+            "(make demo) or pass --config",
+            file=sys.stderr,
+        )
+        return 1
+    os.environ["DEMO_PORT"] = str(args.port)
+    config = _load(args.config)
+    if config is None:
+        return 1
+    configure_logging("console", "info")
+    app = create_app(config)
+    print(demo_banner(config, args.port), flush=True)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def demo_banner(config, port: int) -> str:
+    """What the demo prints: issuer, credentials, a copy-paste flow, phone pages."""
+    tenant = config.tenants[0]
+    client = next(c for c in tenant.clients if c.auth.method == "client_secret_basic")
+    issuer = tenant.issuer.rstrip("/")
+    secret = client.auth.secret
+    phones = [f"http://127.0.0.1:{port}{s.mount}/phone" for s in config.simulators]
+    lines = [
+        "",
+        "ciba-gateway demo",
+        "=================",
+        f"issuer:         {issuer}",
+        f"discovery:      {issuer}/.well-known/openid-configuration",
+        f"client_id:      {client.client_id}",
+        f"client_secret:  {secret}",
+        "phone pages:    " + ("\n                ".join(phones) or "(none)"),
+        "",
+        "1. Start an authentication (persona 199001011239 approves by itself after a few",
+        "   seconds; use 191212121212 and approve it on the BankID phone page instead):",
+        "",
+        f"   curl -s -u {client.client_id}:{secret} \\",
+        "     -d 'scope=openid profile ssn' -d 'login_hint=ssn:199001011239' \\",
+        "     -d 'acr_values=urn:grn:authn:se:bankid' -d 'binding_message=Call 4711' \\",
+        f"     {issuer}/bc-authorize",
+        "",
+        "2. Poll the token endpoint with the auth_req_id it returned (every 5 s):",
+        "",
+        f"   curl -s -u {client.client_id}:{secret} \\",
+        "     -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=AUTH_REQ_ID \\",
+        f"     {issuer}/token",
+        "",
+        "3. Read the claims with the access token:",
+        "",
+        f"   curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/userinfo",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ciba_gateway.connector import load_registry
+
+    registry = load_registry()
+    factory = registry.simulators.get(args.name)
+    if factory is None:
+        known = ", ".join(sorted(registry.simulators)) or "none installed"
+        print(f"unknown simulator {args.name!r} (installed: {known})", file=sys.stderr)
+        return 1
+    settings: dict = {}
+    if args.config:
+        config = _load(args.config)
+        if config is None:
+            return 1
+        for sim in config.simulators:
+            if sim.type == args.name:
+                settings = dict(sim.settings)
+                break
+    uvicorn.run(factory(settings), host=args.host, port=args.port, log_config=None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Configuration: the model (frozen Structs) and the strict YAML loader."""

@@ -1,0 +1,274 @@
+"""The configuration model: frozen msgspec Structs decoded from YAML (DESIGN.md section 6).
+
+Every Struct forbids unknown keys. Cross-field rules live in ``__post_init__``
+and are reported with their path by the loader. Connector settings are kept
+raw here (``ConnectorInstance.settings``) and decoded into the connector's own
+``Config`` Struct by the loader, which knows the installed plugins.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+from msgspec import Meta
+
+__all__ = [
+    "SIGNING_ALGS",
+    "ClientAuth",
+    "ClientConfig",
+    "ConnectorInstance",
+    "GatewayConfig",
+    "KeyConfig",
+    "Lifetimes",
+    "LoggingConfig",
+    "RouteConfig",
+    "ServerConfig",
+    "SimulatorConfig",
+    "StoreConfig",
+    "SubjectConfig",
+    "TenantConfig",
+]
+
+SIGNING_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
+"""Asymmetric algorithms for ID tokens, request objects and private_key_jwt."""
+
+SigningAlg = Literal["ES256", "RS256", "PS256", "EdDSA"]
+HmacAlg = Literal["HS256", "HS384", "HS512"]
+Identifier = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+PositiveSeconds = Annotated[int, Meta(gt=0, le=86400 * 30)]
+
+
+class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Policy shared by every config Struct: frozen, keyword-only, strict keys."""
+
+
+class ServerConfig(Base, kw_only=True):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+
+
+class StoreConfig(Base, kw_only=True):
+    """``memory://``, ``sqlite:///relative/path.db`` / ``sqlite:////abs/path.db`` or ``redis://``."""
+
+    url: str = "sqlite:///var/ciba-gateway.db"
+    retention: PositiveSeconds = 3600
+    """Seconds a request is kept after it expires (answers invalid_grant / expired_token)."""
+
+    def __post_init__(self) -> None:
+        scheme = self.url.split(":", 1)[0]
+        if scheme not in {"memory", "sqlite", "redis", "rediss"}:
+            raise ValueError(
+                f"store url scheme must be memory, sqlite, redis or rediss, got {scheme!r}"
+            )
+
+
+class LoggingConfig(Base, kw_only=True):
+    format: Literal["json", "console"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class KeyConfig(Base, kw_only=True):
+    """A signing key of a tenant, stored as a private JWK in ``file``."""
+
+    kid: Identifier
+    alg: SigningAlg = "ES256"
+    file: str
+    generate: bool = False
+    """Create the key file on first start when it is missing (development)."""
+    state: Literal["current", "next", "retired"] = "current"
+
+
+class SubjectConfig(Base, kw_only=True):
+    """How ``sub`` is made from an Identity.
+
+    ``hashed`` (default): base64url(HMAC-SHA256(salt, scheme ":" subject)), so a
+    national id never becomes ``sub``. ``national_id``: ``scheme:subject`` as is.
+    """
+
+    mode: Literal["hashed", "national_id"] = "hashed"
+    salt: str = ""
+
+    def __post_init__(self) -> None:
+        if self.mode == "hashed" and len(self.salt) < 16:
+            raise ValueError("subject.salt must be at least 16 characters when mode is hashed")
+
+
+class Lifetimes(Base, kw_only=True):
+    """Seconds."""
+
+    auth_request: PositiveSeconds = 120
+    auth_request_max: PositiveSeconds = 600
+    id_token: PositiveSeconds = 300
+    access_token: PositiveSeconds = 600
+    poll_interval: Annotated[int, Meta(ge=1, le=60)] = 5
+    id_token_hint: PositiveSeconds = 86400
+    """How long an issued ID token is accepted back as ``id_token_hint``."""
+
+    def __post_init__(self) -> None:
+        if self.auth_request > self.auth_request_max:
+            raise ValueError("auth_request must not exceed auth_request_max")
+
+
+class ClientAuth(Base, kw_only=True):
+    """How a client authenticates at bc-authorize and the token endpoint."""
+
+    method: Literal[
+        "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"
+    ]
+    secret: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    signing_alg: str | None = None
+    """For the *_jwt methods: the one alg the client must use (default: any allowed)."""
+
+    def __post_init__(self) -> None:
+        if self.method.startswith("client_secret"):
+            if not self.secret:
+                raise ValueError(f"{self.method} needs a secret")
+            if len(self.secret) < 16:
+                raise ValueError("client secrets must be at least 16 characters")
+        if self.method == "private_key_jwt" and (self.jwks is None) == (self.jwks_uri is None):
+            raise ValueError("private_key_jwt needs exactly one of jwks or jwks_uri")
+        if self.signing_alg is not None:
+            allowed = (
+                ("HS256", "HS384", "HS512") if self.method == "client_secret_jwt" else SIGNING_ALGS
+            )
+            if self.signing_alg not in allowed:
+                raise ValueError(f"signing_alg must be one of {', '.join(allowed)}")
+
+
+class ClientConfig(Base, kw_only=True):
+    """A relying party of a tenant."""
+
+    client_id: Identifier
+    name: str = ""
+    """Display name shown to the user (binding pages, BankID text)."""
+    auth: ClientAuth
+    delivery_mode: Literal["poll", "ping", "push"] = "poll"
+    notification_endpoint: str | None = None
+    scopes: tuple[str, ...] = ("openid",)
+    user_code_required: bool = False
+    request_signing_alg: SigningAlg | None = None
+    """When set, bc-authorize must come as a signed request object with this alg."""
+    default_acr_values: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if "openid" not in self.scopes:
+            raise ValueError("scopes must include openid")
+        if self.delivery_mode != "poll" and not self.notification_endpoint:
+            raise ValueError(f"delivery_mode {self.delivery_mode} needs notification_endpoint")
+        if self.request_signing_alg and self.auth.jwks is None and self.auth.jwks_uri is None:
+            raise ValueError("request_signing_alg needs client keys (auth.jwks or auth.jwks_uri)")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.client_id
+
+
+class RouteConfig(Base, kw_only=True):
+    """One routing rule; the first rule that matches a request wins.
+
+    ``acr``: matches when the request's acr_values name it. ``login_hint``: a
+    hint kind (``ssn``) or a glob on the hint (``tel:+46*``). A rule without
+    ``acr`` serves requests whatever their acr_values.
+    """
+
+    connector: Identifier
+    acr: str | None = None
+    login_hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.acr is None and self.login_hint is None:
+            raise ValueError("a route needs acr, login_hint or both")
+
+
+class ConnectorInstance(Base, kw_only=True):
+    """A connector instance of a tenant: its plugin ``type`` and its own settings."""
+
+    type: Identifier
+    settings: Any = None
+    """The plugin's ``Config`` Struct, decoded by the loader."""
+
+
+class SimulatorConfig(Base, kw_only=True):
+    """An upstream simulator to mount in-process at ``mount`` (demo, tests)."""
+
+    type: Identifier
+    mount: Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_/.-]+$")]
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TenantConfig(Base, kw_only=True):
+    """One tenant: its issuer, keys, clients, connectors and routes."""
+
+    id: Identifier
+    issuer: str
+    keys: tuple[KeyConfig, ...]
+    subject: SubjectConfig
+    lifetimes: Lifetimes = Lifetimes()
+    connectors: dict[str, ConnectorInstance] = msgspec.field(default_factory=dict)
+    routes: tuple[RouteConfig, ...] = ()
+    clients: tuple[ClientConfig, ...] = ()
+    binding_message_max_length: Annotated[int, Meta(ge=1, le=255)] = 64
+    signing_algs: tuple[SigningAlg, ...] = SIGNING_ALGS
+    """Algs accepted for request objects, private_key_jwt and login_hint_token."""
+    allow_http_loopback_notifications: bool = False
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("issuer must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("issuer must not have a query or fragment")
+        if not re.fullmatch(r"/[A-Za-z0-9_.-]+", parts.path or ""):
+            raise ValueError("issuer must have exactly one path segment (the tenant's mount)")
+        if not any(k.state == "current" for k in self.keys):
+            raise ValueError("keys need exactly one key in state current")
+        if sum(k.state == "current" for k in self.keys) != 1:
+            raise ValueError("keys need exactly one key in state current")
+        if len({k.kid for k in self.keys}) != len(self.keys):
+            raise ValueError("key kids must be unique")
+        if len({c.client_id for c in self.clients}) != len(self.clients):
+            raise ValueError("client_ids must be unique within a tenant")
+        for i, route in enumerate(self.routes):
+            if route.connector not in self.connectors:
+                raise ValueError(f"routes[{i}].connector {route.connector!r} is not in connectors")
+
+    @property
+    def mount(self) -> str:
+        """The issuer's path, e.g. ``/demo``."""
+        return urlsplit(self.issuer).path
+
+    def client(self, client_id: str) -> ClientConfig | None:
+        for client in self.clients:
+            if client.client_id == client_id:
+                return client
+        return None
+
+    @property
+    def current_key(self) -> KeyConfig:
+        return next(k for k in self.keys if k.state == "current")
+
+
+class GatewayConfig(Base, kw_only=True):
+    """The whole configuration file."""
+
+    tenants: tuple[TenantConfig, ...]
+    server: ServerConfig = ServerConfig()
+    store: StoreConfig = StoreConfig()
+    logging: LoggingConfig = LoggingConfig()
+    simulators: tuple[SimulatorConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.tenants:
+            raise ValueError("at least one tenant is needed")
+        ids = [t.id for t in self.tenants]
+        if len(set(ids)) != len(ids):
+            raise ValueError("tenant ids must be unique")
+        mounts = [t.mount for t in self.tenants]
+        if len(set(mounts)) != len(mounts):
+            raise ValueError("tenant issuers must have distinct paths")

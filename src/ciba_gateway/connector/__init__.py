@@ -1,0 +1,29 @@
+"""The public connector plugin API (the only module a connector may import).
+
+See connectors/README.md for a guide; ``api`` holds the types and
+``registry`` the entry-point discovery.
+"""
+
+from ciba_gateway.connector.api import *  # noqa: F403
+from ciba_gateway.connector.api import __all__ as _api_all
+from ciba_gateway.connector.outbound import HttpSettings, build_client, is_transient, retrying
+from ciba_gateway.connector.registry import (
+    CONNECTOR_GROUP,
+    SIMULATOR_GROUP,
+    ConnectorRegistry,
+    PluginError,
+    load_registry,
+)
+
+__all__ = [
+    *_api_all,
+    "CONNECTOR_GROUP",
+    "SIMULATOR_GROUP",
+    "ConnectorRegistry",
+    "HttpSettings",
+    "PluginError",
+    "build_client",
+    "is_transient",
+    "retrying",
+    "load_registry",
+]

@@ -1,0 +1,106 @@
+"""The one builder of outbound HTTP clients and retry policies, for core and connectors.
+
+Every client gets explicit timeouts and connection limits, optional mutual TLS
+(client certificate + key, pinned CA bundle) and never follows redirects.
+Retry policies are tenacity ``AsyncRetrying`` objects with an explicit stop,
+wait and predicate (tenacity's defaults retry forever).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import httpx
+import msgspec
+from msgspec import Meta
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+__all__ = ["HttpSettings", "build_client", "is_transient", "retrying"]
+
+
+class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Transport settings a connector's Config embeds (``http:`` in YAML)."""
+
+    timeout: Annotated[float, Meta(gt=0, le=120)] = 10.0
+    connect_timeout: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    client_cert: str | None = None
+    """PEM file with the client certificate (mutual TLS)."""
+    client_key: str | None = None
+    """PEM file with the client key; may be omitted when ``client_cert`` holds both."""
+    ca_file: str | None = None
+    """PEM bundle to trust instead of the system store (pin the upstream's private root)."""
+    max_connections: Annotated[int, Meta(ge=1, le=10000)] = 100
+    retries: Annotated[int, Meta(ge=1, le=10)] = 3
+    """Attempts (including the first) for calls that are safe to retry."""
+
+
+def _ssl_context(settings: HttpSettings) -> ssl.SSLContext | bool:
+    if settings.ca_file is None and settings.client_cert is None:
+        return True
+    ctx = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.client_cert:
+        ctx.load_cert_chain(settings.client_cert, settings.client_key)
+    return ctx
+
+
+def build_client(
+    base_url: str,
+    settings: HttpSettings | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` with bounded timeouts, limits and optional mTLS."""
+    settings = settings or HttpSettings()
+    kwargs: dict[str, Any] = {}
+    if transport is not None:
+        kwargs["transport"] = transport
+    else:
+        kwargs["verify"] = _ssl_context(settings)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=min(settings.max_connections, 50),
+        ),
+        follow_redirects=False,
+        headers=headers,
+        **kwargs,
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Timeouts, connection errors and 502/503/504 answers: worth another try."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in {502, 503, 504}
+    return False
+
+
+def retrying(
+    attempts: int = 3,
+    *,
+    predicate: Callable[[BaseException], bool] = is_transient,
+    max_wait: float = 2.0,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> AsyncRetrying:
+    """A bounded retry policy: ``attempts`` tries, exponential wait up to ``max_wait`` s."""
+    kwargs: dict[str, Any] = {}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    return AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.1, max=max_wait),
+        retry=retry_if_exception(predicate),
+        reraise=True,
+        **kwargs,
+    )

@@ -1,0 +1,1 @@
+"""The flow engine: auth requests, their transitions, the background driver."""

@@ -1,0 +1,154 @@
+"""The background driver: polls connectors of pending requests until an outcome.
+
+Each gateway process runs one driver. It leases due requests from the store
+(so with several workers or replicas each upstream order is polled by exactly
+one of them), polls the connector, and writes the result back through the
+engine, which releases the lease. A dead process's leases simply run out and
+another driver takes the work over. Expired requests are settled as expired
+and cancelled upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Callable
+
+import structlog
+
+from ciba_gateway.connector import (
+    Approved,
+    Connector,
+    Denied,
+    Expired,
+    Failed,
+    Pending,
+    UpstreamUnavailable,
+)
+from ciba_gateway.flow.engine import FlowEngine
+from ciba_gateway.flow.model import AuthRequest
+
+__all__ = ["Driver"]
+
+log = structlog.get_logger("ciba_gateway.driver")
+
+ConnectorLookup = Callable[[str, str], Connector | None]
+"""(tenant_id, connector instance name) -> connector."""
+
+
+class Driver:
+    """Leases due requests and polls their connectors, concurrently and bounded."""
+
+    def __init__(
+        self,
+        engine: FlowEngine,
+        connectors: ConnectorLookup,
+        *,
+        tick: float = 0.2,
+        lease_seconds: float = 15.0,
+        batch: int = 500,
+        concurrency: int = 256,
+        retry_delay: float = 2.0,
+        owner: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.connectors = connectors
+        self.tick = tick
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self.retry_delay = retry_delay
+        self.owner = owner or f"driver-{secrets.token_hex(6)}"
+        self._limit = asyncio.Semaphore(concurrency)
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        """Run the loop in the background (from the app's lifespan)."""
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="ciba-driver")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop leasing, let in-flight polls finish (bounded), release leases."""
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._inflight:
+            _done, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            await self.engine.store.release_leases(self.owner)
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                leased = await self.run_once()
+            except Exception:
+                log.exception("driver_iteration_failed")
+                leased = 0
+            if leased < self.batch:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.tick)
+
+    async def run_once(self) -> int:
+        """Lease one batch of due requests and start working on them; returns how many."""
+        now = self.engine.clock()
+        due = await self.engine.store.lease_due(now, self.owner, self.lease_seconds, self.batch)
+        for request in due:
+            await self._limit.acquire()
+            task = asyncio.create_task(self._process(request))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        return len(due)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._limit.release()
+
+    async def drain(self) -> None:
+        """Wait until every in-flight poll finished (tests)."""
+        while self._inflight:
+            await asyncio.wait(list(self._inflight))
+
+    async def _process(self, request: AuthRequest) -> None:
+        connector = self.connectors(request.tenant_id, request.connector)
+        if connector is None:
+            await self.engine.settle(request, Failed(reason="the connector is not configured"))
+            return
+        if self.engine.clock() >= request.expires_at:
+            if await self.engine.expire(request) is not None and request.session is not None:
+                await self._cancel(connector, request)
+            return
+        if request.session is None:
+            await self.engine.reschedule(request, request.expires_at - self.engine.clock())
+            return
+        try:
+            result = await connector.poll(request.session)
+        except UpstreamUnavailable as exc:
+            log.warning("upstream_unavailable", connector=request.connector, reason=exc.description)
+            await self.engine.reschedule(request, self.retry_delay)
+            return
+        except Exception:
+            log.exception("connector_poll_failed", connector=request.connector)
+            await self.engine.reschedule(request, self.retry_delay)
+            return
+        if isinstance(result, Pending):
+            await self.engine.reschedule(request, result.poll_after, result)
+        elif isinstance(result, Approved | Denied | Expired | Failed):
+            written = await self.engine.settle(request, result)
+            if written is not None:
+                log.info(
+                    "flow_finished",
+                    tenant=request.tenant_id,
+                    connector=request.connector,
+                    outcome=str(written.status),
+                )
+
+    async def _cancel(self, connector: Connector, request: AuthRequest) -> None:
+        try:
+            await connector.cancel(request.session or {})
+        except Exception:
+            log.warning("connector_cancel_failed", connector=request.connector)

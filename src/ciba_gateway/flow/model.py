@@ -1,0 +1,68 @@
+"""The persisted authentication request and its states (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+from ciba_gateway.connector import Identity, LoginHint
+
+__all__ = ["TERMINAL", "AuthRequest", "Status"]
+
+
+class Status(enum.StrEnum):
+    """``pending -> approved | denied | failed | expired``, ``approved -> issued``."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    ISSUED = "issued"
+
+
+TERMINAL = frozenset({Status.APPROVED, Status.DENIED, Status.FAILED, Status.EXPIRED, Status.ISSUED})
+
+
+class AuthRequest(msgspec.Struct, kw_only=True, frozen=True):
+    """One CIBA authentication request, as stored.
+
+    Changed only through ``msgspec.structs.replace`` plus a compare-and-set on
+    ``version`` in the store. ``next_poll_at`` is when the background driver
+    should next poll the connector (None: nothing to poll); ``lease_until`` /
+    ``lease_owner`` mark a driver that is working on it.
+    """
+
+    auth_req_id: str
+    tenant_id: str
+    client_id: str
+    scope: tuple[str, ...]
+    login_hint: LoginHint
+    connector: str
+    created_at: float
+    expires_at: float
+    interval: int
+    status: Status = Status.PENDING
+    version: int = 0
+    acr_values: tuple[str, ...] = ()
+    route_acr: str | None = None
+    binding_message: str | None = None
+    authorization_details: tuple[dict[str, Any], ...] = ()
+    delivery_mode: str = "poll"
+    client_notification_token: str | None = None
+    session: dict[str, Any] | None = None
+    next_poll_at: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    identity: Identity | None = None
+    error: str | None = None
+    error_description: str | None = None
+    decided_at: float | None = None
+    notification: dict[str, Any] | None = None
+    """Pending ping/push delivery state (issue 5)."""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL

@@ -1,0 +1,182 @@
+"""Logging setup and the redaction processor (DESIGN.md section 8).
+
+``configure_logging`` is called once at startup; modules only call
+``structlog.get_logger()``. Every event passes ``redact`` before rendering:
+
+- values under secret keys (``client_secret``, tokens, ``authorization``, ...,
+  and any key ending in ``_secret``, ``_token`` or ``password``; matched
+  case-insensitively with ``-`` read as ``_``) become ``"[redacted]"``;
+- ``login_hint`` is masked with ``mask_hint``, ``auth_req_id`` is replaced by
+  ``auth_req_ref``, and a ``LoginHint`` anywhere is masked;
+- in every other string, at any depth of dicts, lists and tuples: JWTs (compact
+  JWS or JWE, recognised by their ``eyJ`` header so host names and versions are
+  left alone) become ``"[jwt]"``, E.164 numbers keep country code and last two
+  digits, and 10-12 digit runs that are valid SE or NO personal numbers keep
+  only their birth-date part (``19900101****``, ``900101-****``, ``151086*****``).
+
+Exceptions are rendered to structured data before ``redact`` runs (JSON), so
+their messages are scrubbed too; local variables are never shown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+from typing import Any, Literal
+
+import msgspec
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from ciba_gateway.connector.api import LoginHint
+from ciba_gateway.protocol.hints import is_national_id, mask_hint, mask_national_id, mask_phone
+
+__all__ = ["REDACTED", "SECRET_KEYS", "auth_req_ref", "configure_logging", "redact"]
+
+REDACTED = "[redacted]"
+SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "authorization",
+        "client_assertion",
+        "client_notification_token",
+        "client_secret",
+        "code",
+        "cookie",
+        "id_token",
+        "id_token_hint",
+        "login_hint_token",
+        "password",
+        "private_key",
+        "proxy_authorization",
+        "refresh_token",
+        "request",
+        "secret",
+        "set_cookie",
+        "user_code",
+    }
+)
+_SECRET_SUFFIXES = ("_secret", "_token", "password")
+_MAX_DEPTH = 12
+_MIN_SCRUB_LENGTH = 10  # nothing shorter can hold a JWT, a phone number or a personal number
+_SCRUB = re.compile(
+    r"(?P<jwt>eyJ[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*){2}(?:\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*)?)"
+    r"|(?P<tel>\+[1-9](?:[ -]?[0-9]){7,14}(?![0-9]))"
+    r"|(?P<pnr>(?<![0-9])(?:[0-9]{6}|[0-9]{8})[-+]?[0-9]{4}(?![0-9])|(?<![0-9])[0-9]{11}(?![0-9]))"
+)
+
+
+def auth_req_ref(auth_req_id: str) -> str:
+    """A short, non-reversible reference to an auth_req_id for logs (12 hex of SHA-256)."""
+    return hashlib.sha256(auth_req_id.encode()).hexdigest()[:12]
+
+
+def _replace(match: re.Match[str]) -> str:
+    text = match.group()
+    if match.lastgroup == "jwt":
+        return "[jwt]"
+    if match.lastgroup == "tel":
+        return mask_phone(text)
+    if is_national_id(text.replace("-", "").replace("+", "")):
+        return mask_national_id(text)
+    return text
+
+
+def _scrub_text(text: str) -> str:
+    if len(text) < _MIN_SCRUB_LENGTH:
+        return text
+    return _SCRUB.sub(_replace, text)
+
+
+def _is_secret_key(key: str) -> bool:
+    normalized = key.lower().replace("-", "_")
+    return normalized in SECRET_KEYS or normalized.endswith(_SECRET_SUFFIXES)
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, bool | float) or value is None:
+        return value
+    if isinstance(value, int):
+        if value < 10**9:
+            return value
+        text = str(value)
+        scrubbed = _scrub_text(text)
+        return value if scrubbed == text else scrubbed
+    if depth >= _MAX_DEPTH:
+        return "[too deep]"
+    if isinstance(value, dict):
+        return {key: _scrub_item(key, item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(item, depth + 1) for item in value]
+    if isinstance(value, LoginHint):
+        return mask_hint(value)
+    if isinstance(value, msgspec.Struct):
+        return _scrub(msgspec.to_builtins(value), depth + 1)
+    return value
+
+
+def _scrub_item(key: Any, value: Any, depth: int) -> Any:
+    if not isinstance(key, str):
+        return _scrub(value, depth)
+    if key == "exc_info" and depth == 0:
+        return value  # ConsoleRenderer needs the exception itself; JSON has rendered it already
+    if _is_secret_key(key):
+        return value if value is None else REDACTED
+    if key == "login_hint" and isinstance(value, str | LoginHint):
+        return mask_hint(value)
+    if key == "auth_req_id" and isinstance(value, str):
+        return auth_req_ref(value)
+    return _scrub(value, depth)
+
+
+def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: remove secrets and mask personal data (see module docstring)."""
+    for key, value in event_dict.items():
+        event_dict[key] = _scrub_item(key, value, 0)
+    return event_dict
+
+
+def configure_logging(format: Literal["json", "console"] = "json", level: str = "info") -> None:
+    """Configure structlog for the process: call once at startup.
+
+    ``json`` writes one JSON object per line to stdout; ``console`` is for humans.
+
+    Raises:
+        ValueError: unknown format or level name.
+    """
+    min_level = logging.getLevelNamesMapping().get(level.upper())
+    if min_level is None:
+        raise ValueError(f"unknown log level: {level!r}")
+    renderer: Processor
+    if format == "json":
+        exceptions: list[Processor] = [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        ]
+        renderer = structlog.processors.JSONRenderer()
+    elif format == "console":
+        # ConsoleRenderer formats exc_info itself; plain_traceback shows no locals.
+        exceptions = []
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stdout.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
+    else:
+        raise ValueError(f"unknown log format: {format!r} (expected json or console)")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *exceptions,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(min_level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,1 @@
+"""Framework-free OAuth / CIBA protocol logic."""

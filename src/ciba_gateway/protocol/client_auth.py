@@ -1,0 +1,189 @@
+"""Client authentication at bc-authorize and the token endpoint (RFC 6749 2.3, OIDC Core 9).
+
+Only confidential clients exist; each client has exactly one registered method,
+and the request must use that method and no other:
+
+- ``client_secret_basic``: ``Authorization: Basic`` with the form-urlencoded
+  client_id and secret (RFC 6749 section 2.3.1);
+- ``client_secret_post``: ``client_id`` and ``client_secret`` in the form;
+- ``client_secret_jwt`` / ``private_key_jwt``: ``client_assertion_type`` (the
+  RFC 7523 jwt-bearer URN) and ``client_assertion``; ``client_id`` is optional
+  and must then match the assertion's ``sub``.
+
+Decisions:
+
+- A request that uses more than one method (RFC 6749 section 2.3: a client
+  MUST NOT) is a malformed request, answered ``invalid_request`` (400), as
+  node-oidc-provider does; every failed authentication is ``invalid_client``.
+- ``invalid_client`` carries ``WWW-Authenticate: Basic realm="<issuer>"`` when
+  the client tried Basic (RFC 6749 section 5.2) or sent no credentials at all
+  (a 401 must challenge, RFC 9110 section 15.5.2).
+- Secrets are compared as SHA-256 digests with ``hmac.compare_digest``: constant
+  time, and the length of the secret does not leak. Client secrets are high
+  entropy (at least 16 characters), so a fast hash suffices and the token
+  endpoint stays cheap.
+- A ``Authorization`` header with another scheme (e.g. ``Bearer``) is not client
+  authentication and is ignored here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+from urllib.parse import unquote_plus
+
+from ciba_gateway.errors import InvalidClientError, InvalidRequestError
+from ciba_gateway.protocol.jose import HMAC_ALGS, Remember, peek_jwt, verify_client_assertion
+
+if TYPE_CHECKING:
+    from ciba_gateway.config.model import ClientConfig, TenantConfig
+    from ciba_gateway.protocol.jose import JwksCache
+
+__all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client"]
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+async def authenticate_client(
+    tenant: TenantConfig,
+    *,
+    authorization: str | None,
+    form: Mapping[str, str],
+    audiences: Collection[str],
+    jwks: JwksCache,
+    remember: Remember,
+    now: float,
+) -> ClientConfig:
+    """The client this request authenticates as.
+
+    Args:
+        authorization: the ``Authorization`` header, if any.
+        form: the request's form parameters (duplicates already refused).
+        audiences: accepted ``aud`` values of client assertions.
+        remember: the jti replay cache (``Store.remember``).
+
+    Raises:
+        InvalidClientError: authentication failed (401).
+        InvalidRequestError: more than one authentication method was used.
+    """
+    basic = None
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() == "basic":
+            basic = credentials
+    uses_post = "client_secret" in form
+    uses_jwt = "client_assertion" in form or "client_assertion_type" in form
+    if (basic is not None) + uses_post + uses_jwt > 1:
+        raise InvalidRequestError("use exactly one client authentication method")
+    if basic is not None:
+        return _basic(tenant, basic, form.get("client_id"))
+    if uses_post:
+        return _post(tenant, form)
+    if uses_jwt:
+        return await _jwt(tenant, form, audiences=audiences, jwks=jwks, remember=remember, now=now)
+    raise InvalidClientError("client authentication is required", headers=_challenge(tenant))
+
+
+def _challenge(tenant: TenantConfig) -> dict[str, str]:
+    return {"WWW-Authenticate": f'Basic realm="{tenant.issuer}"'}
+
+
+def _secret_matches(given: str, expected: str | None) -> bool:
+    if expected is None:
+        return False
+    return hmac.compare_digest(
+        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+    )
+
+
+def _check_secret(
+    tenant: TenantConfig,
+    client_id: str,
+    secret: str,
+    method: str,
+    headers: dict[str, str] | None = None,
+) -> ClientConfig:
+    client = tenant.client(client_id)
+    if client is None:
+        raise InvalidClientError("unknown client", headers=headers)
+    if client.auth.method != method:
+        raise InvalidClientError(
+            f"{method} is not the authentication method registered for this client",
+            headers=headers,
+        )
+    if not _secret_matches(secret, client.auth.secret):
+        raise InvalidClientError("invalid client credentials", headers=headers)
+    return client
+
+
+def _basic(tenant: TenantConfig, credentials: str, form_client_id: str | None) -> ClientConfig:
+    headers = _challenge(tenant)
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClientError("malformed Basic credentials", headers=headers) from None
+    raw_id, colon, raw_secret = decoded.partition(":")
+    if not colon or not raw_id:
+        raise InvalidClientError("malformed Basic credentials", headers=headers)
+    client_id = unquote_plus(raw_id)
+    if form_client_id is not None and form_client_id != client_id:
+        raise InvalidClientError("client_id does not match the Basic credentials", headers=headers)
+    return _check_secret(
+        tenant, client_id, unquote_plus(raw_secret), "client_secret_basic", headers
+    )
+
+
+def _post(tenant: TenantConfig, form: Mapping[str, str]) -> ClientConfig:
+    client_id = form.get("client_id")
+    if not client_id:
+        raise InvalidClientError("client_secret needs client_id")
+    return _check_secret(tenant, client_id, form["client_secret"], "client_secret_post")
+
+
+async def _jwt(
+    tenant: TenantConfig,
+    form: Mapping[str, str],
+    *,
+    audiences: Collection[str],
+    jwks: JwksCache,
+    remember: Remember,
+    now: float,
+) -> ClientConfig:
+    if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
+        raise InvalidClientError(f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}")
+    assertion = form.get("client_assertion")
+    if not assertion:
+        raise InvalidClientError("client_assertion is missing")
+    try:
+        header, claims = peek_jwt(assertion)
+    except ValueError:
+        raise InvalidClientError("client_assertion is not a JWT") from None
+    client_id = claims.get("sub")
+    if not isinstance(client_id, str) or not client_id:
+        raise InvalidClientError("client_assertion has no sub")
+    form_client_id = form.get("client_id")
+    if form_client_id is not None and form_client_id != client_id:
+        raise InvalidClientError("client_id does not match the client assertion")
+    client = tenant.client(client_id)
+    if client is None:
+        raise InvalidClientError("unknown client")
+    used = "client_secret_jwt" if header.get("alg") in HMAC_ALGS else "private_key_jwt"
+    if client.auth.method != used:
+        raise InvalidClientError(
+            f"{used} is not the authentication method registered for this client"
+        )
+    await verify_client_assertion(
+        assertion,
+        client=client,
+        audiences=audiences,
+        allowed_algs=tenant.signing_algs,
+        keys=jwks,
+        remember=remember,
+        now=now,
+    )
+    return client

@@ -1,0 +1,75 @@
+"""Per-tenant and per-gateway runtime state handed to the protocol handlers.
+
+Built once by ``app.create_app`` (the composition root) and never mutated: a
+config reload builds a new ``Gateway``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ciba_gateway.config.model import GatewayConfig, TenantConfig
+from ciba_gateway.connector import Connector
+from ciba_gateway.flow.engine import FlowEngine
+from ciba_gateway.protocol.jose import JwksCache
+from ciba_gateway.store.base import Store
+from ciba_gateway.tokens import TenantKeys
+
+__all__ = ["Gateway", "TenantContext"]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantContext:
+    """One tenant's config, keys and connector instances, plus its endpoint URLs."""
+
+    config: TenantConfig
+    keys: TenantKeys
+    connectors: Mapping[str, Connector]
+    issuer: str = field(init=False)
+    token_endpoint: str = field(init=False)
+    backchannel_endpoint: str = field(init=False)
+    userinfo_endpoint: str = field(init=False)
+    jwks_uri: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        issuer = self.config.issuer.rstrip("/")
+        object.__setattr__(self, "issuer", issuer)
+        object.__setattr__(self, "token_endpoint", f"{issuer}/token")
+        object.__setattr__(self, "backchannel_endpoint", f"{issuer}/bc-authorize")
+        object.__setattr__(self, "userinfo_endpoint", f"{issuer}/userinfo")
+        object.__setattr__(self, "jwks_uri", f"{issuer}/jwks")
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    @property
+    def client_auth_audiences(self) -> frozenset[str]:
+        """Accepted ``aud`` of client assertions: issuer, token and backchannel endpoints."""
+        return frozenset({self.issuer, self.token_endpoint, self.backchannel_endpoint})
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """Everything a protocol handler needs, for every tenant."""
+
+    config: GatewayConfig
+    tenants: Mapping[str, TenantContext]
+    """By mount segment (the issuer's path without the slash)."""
+    engine: FlowEngine
+    jwks_cache: JwksCache
+    clock: Callable[[], float]
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def tenant(self, mount: str) -> TenantContext | None:
+        return self.tenants.get(mount)
+
+    def connector(self, tenant_id: str, name: str) -> Connector | None:
+        for tenant in self.tenants.values():
+            if tenant.id == tenant_id:
+                return tenant.connectors.get(name)
+        return None

@@ -1,0 +1,74 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 section 3, CIBA Core 1.0 section 4).
+
+Everything listed is derived from what the tenant really does: its routes'
+acr values, its clients' delivery modes, the algorithms it accepts, the scopes
+its clients may ask for and the authorization_details types its routed
+connectors accept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ciba_gateway.connector import BaseConnector
+from ciba_gateway.protocol.context import TenantContext
+from ciba_gateway.tokens import SCOPE_CLAIMS
+
+__all__ = ["metadata"]
+
+_AUTH_METHODS = [
+    "client_secret_basic",
+    "client_secret_post",
+    "client_secret_jwt",
+    "private_key_jwt",
+]
+_HMAC_ALGS = ["HS256", "HS384", "HS512"]
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+
+
+def metadata(tenant: TenantContext) -> dict[str, Any]:
+    """The discovery document of one tenant."""
+    config = tenant.config
+    connectors = [
+        tenant.connectors[name] for name in dict.fromkeys(r.connector for r in config.routes)
+    ]
+    scopes = sorted({s for client in config.clients for s in client.scopes} | {"openid"})
+    claims = {"sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr"}
+    for scope in scopes:
+        claims.update(SCOPE_CLAIMS.get(scope, ()))
+    modes = sorted({c.delivery_mode for c in config.clients} or {"poll"})
+    details_types = sorted({t for c in connectors for t in c.authorization_details_types})
+    user_codes = any(_verifies_user_codes(c) for c in connectors)
+    signing = list(config.signing_algs)
+    key_algs = sorted({k.alg for k in config.keys if k.state == "current"})
+    return {
+        "issuer": tenant.issuer,
+        "jwks_uri": tenant.jwks_uri,
+        "token_endpoint": tenant.token_endpoint,
+        "userinfo_endpoint": tenant.userinfo_endpoint,
+        "backchannel_authentication_endpoint": tenant.backchannel_endpoint,
+        "backchannel_token_delivery_modes_supported": modes,
+        "backchannel_authentication_request_signing_alg_values_supported": signing,
+        "backchannel_user_code_parameter_supported": user_codes,
+        "grant_types_supported": [CIBA_GRANT],
+        "response_types_supported": ["id_token"],
+        "token_endpoint_auth_methods_supported": _AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": [*signing, *_HMAC_ALGS],
+        "id_token_signing_alg_values_supported": key_algs,
+        "userinfo_signing_alg_values_supported": [],
+        "acr_values_supported": list(dict.fromkeys(r.acr for r in config.routes if r.acr)),
+        "scopes_supported": scopes,
+        "claims_supported": sorted(claims),
+        # One sub per person per tenant, the same for every client: "public" (OIDC Core 8).
+        "subject_types_supported": ["public"],
+        "authorization_details_types_supported": details_types,
+        "request_object_signing_alg_values_supported": signing,
+        "claims_parameter_supported": False,
+        "request_parameter_supported": True,
+    }
+
+
+def _verifies_user_codes(connector: object) -> bool:
+    """True when a connector overrides the default (no-op) verify_user_code hook."""
+    hook = getattr(type(connector), "verify_user_code", None)
+    return hook is not None and hook is not BaseConnector.verify_user_code

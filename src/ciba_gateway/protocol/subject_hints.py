@@ -1,0 +1,46 @@
+"""Remembering which login hint an issued ``sub`` stands for (id_token_hint support).
+
+With hashed subjects the gateway cannot turn a ``sub`` back into a person, yet
+CIBA lets a client name the user with an ``id_token_hint``. When tokens are
+issued, the login hint is stored under the ``sub``, sealed with a key derived
+from the tenant's subject salt and the ``sub`` (AES-GCM), for the tenant's
+``lifetimes.id_token_hint`` seconds. A store dump alone reveals no identifier.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ciba_gateway.config.model import TenantConfig
+from ciba_gateway.connector import LoginHint
+from ciba_gateway.store.base import Store
+from ciba_gateway.tokens import seal, unseal
+
+__all__ = ["recall_subject_hint", "remember_subject_hint"]
+
+_NAMESPACE = "sub_hint"
+
+
+def _key_material(tenant: TenantConfig, sub: str) -> str:
+    return f"{tenant.id}:{tenant.subject.salt}:{sub}"
+
+
+async def remember_subject_hint(
+    store: Store, tenant: TenantConfig, sub: str, hint: LoginHint
+) -> None:
+    """Record that ``sub`` was issued for ``hint``."""
+    blob = seal(_key_material(tenant, sub), msgspec.msgpack.encode(hint))
+    await store.put_value(f"{_NAMESPACE}:{tenant.id}", sub, blob, tenant.lifetimes.id_token_hint)
+
+
+async def recall_subject_hint(store: Store, tenant: TenantConfig, sub: str) -> LoginHint | None:
+    """The hint ``sub`` was issued for, or None when unknown or forgotten."""
+    if not sub:
+        return None
+    blob = await store.get_value(f"{_NAMESPACE}:{tenant.id}", sub)
+    if blob is None:
+        return None
+    try:
+        return msgspec.msgpack.decode(unseal(_key_material(tenant, sub), blob), type=LoginHint)
+    except Exception:
+        return None

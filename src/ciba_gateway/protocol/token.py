@@ -1,0 +1,198 @@
+"""The token endpoint's CIBA grant (CIBA Core 1.0 sections 10 and 11) and userinfo.
+
+Poll pacing: the time of each client's last poll and its current interval live
+in the store's value space (``poll`` namespace), not in the AuthRequest, so a
+busy polling client never races the background driver's writes. A poll earlier
+than ``interval - 0.5 s`` after the previous one answers ``slow_down`` and
+grows the interval by 5 s (CIBA Core 11, RFC 8628 3.5); the half-second absorbs
+network jitter of a client that polls exactly on time.
+
+Outcomes on the token endpoint: pending -> ``authorization_pending``; denied ->
+``access_denied``; expired -> ``expired_token``; failed upstream ->
+``transaction_failed`` (the CIBA push error code, a documented choice: there
+is no token-endpoint code for it and ``access_denied`` would blame the user).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from ciba_gateway.config.model import ClientConfig
+from ciba_gateway.errors import (
+    AccessDeniedError,
+    AuthorizationPendingError,
+    ExpiredTokenError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidTokenError,
+    SlowDownError,
+    TransactionFailedError,
+    UnauthorizedClientError,
+    UnsupportedGrantTypeError,
+)
+from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.protocol.client_auth import authenticate_client
+from ciba_gateway.protocol.context import Gateway, TenantContext
+from ciba_gateway.protocol.subject_hints import remember_subject_hint
+from ciba_gateway.tokens import (
+    claims_for_scopes,
+    mint_id_token,
+    new_opaque_token,
+    seal,
+    subject_for,
+    token_hash,
+    token_key,
+    unseal,
+)
+
+__all__ = ["CIBA_GRANT", "exchange", "issue_tokens", "userinfo"]
+
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+SLOW_DOWN_STEP = 5
+_JITTER = 0.5
+_POLL_NS = "poll"
+_AT_NS = "at"
+_poll_state = msgspec.msgpack.Decoder(tuple[float, int])
+_encode = msgspec.msgpack.encode
+_claims_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+async def exchange(
+    gateway: Gateway,
+    tenant: TenantContext,
+    params: Mapping[str, str],
+    *,
+    authorization: str | None,
+) -> tuple[dict[str, Any], ClientConfig]:
+    """Handle a token request; returns the JSON body and the client."""
+    client = await authenticate_client(
+        tenant.config,
+        authorization=authorization,
+        form=params,
+        audiences=tenant.client_auth_audiences,
+        jwks=gateway.jwks_cache,
+        remember=gateway.store.remember,
+        now=gateway.clock(),
+    )
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequestError("missing parameter: grant_type")
+    if grant_type != CIBA_GRANT:
+        raise UnsupportedGrantTypeError(f"grant_type {grant_type!r} is not supported")
+    if client.delivery_mode == "push":
+        raise UnauthorizedClientError("push mode clients receive tokens at their endpoint")
+    auth_req_id = params.get("auth_req_id")
+    if auth_req_id is None:
+        raise InvalidRequestError("missing parameter: auth_req_id")
+    request = await gateway.engine.get(auth_req_id)
+    if request is None or request.tenant_id != tenant.id or request.client_id != client.client_id:
+        raise InvalidGrantError("auth_req_id is unknown or belongs to another client")
+    return await _redeem(gateway, tenant, client, request), client
+
+
+async def _redeem(
+    gateway: Gateway, tenant: TenantContext, client: ClientConfig, request: AuthRequest
+) -> dict[str, Any]:
+    now = gateway.clock()
+    status = request.status
+    if status is Status.PENDING:
+        if now >= request.expires_at:
+            raise ExpiredTokenError("the authentication request expired")
+        await _pace(gateway, request, now)
+        raise AuthorizationPendingError("the user has not yet been authenticated")
+    if status is Status.APPROVED:
+        if not await gateway.engine.issue(request):
+            raise InvalidGrantError("auth_req_id was already redeemed")
+        return await issue_tokens(gateway, tenant, client, request)
+    if status is Status.ISSUED:
+        raise InvalidGrantError("auth_req_id was already redeemed")
+    if status is Status.DENIED:
+        # 403 is bc-authorize's status for access_denied; the token endpoint's is 400.
+        raise AccessDeniedError(request.error_description or "the user declined", status_code=400)
+    if status is Status.EXPIRED:
+        raise ExpiredTokenError(request.error_description or "the authentication request expired")
+    raise TransactionFailedError(request.error_description or "the authentication failed")
+
+
+async def _pace(gateway: Gateway, request: AuthRequest, now: float) -> None:
+    """Enforce the polling interval; raise SlowDownError when polled too fast."""
+    store = gateway.store
+    ttl = max(request.expires_at - now, 1.0)
+    raw = await store.get_value(_POLL_NS, request.auth_req_id)
+    if raw is None:
+        await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, request.interval)), ttl)
+        return
+    last, interval = _poll_state.decode(raw)
+    if now - last < interval - _JITTER:
+        interval += SLOW_DOWN_STEP
+        await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, interval)), ttl)
+        raise SlowDownError(f"poll at most every {interval} seconds")
+    await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, interval)), ttl)
+
+
+async def issue_tokens(
+    gateway: Gateway,
+    tenant: TenantContext,
+    client: ClientConfig,
+    request: AuthRequest,
+    *,
+    push: bool = False,
+) -> dict[str, Any]:
+    """Mint the token response for an approved request (already moved to issued).
+
+    ``push`` adds the claims CIBA Core 10.3.1 requires in a pushed ID token.
+    """
+    identity = request.identity
+    assert identity is not None
+    config = tenant.config
+    now = int(gateway.clock())
+    sub = subject_for(config.subject, identity)
+    access_token = new_opaque_token()
+    claims = {"sub": sub, **claims_for_scopes(identity, request.scope)}
+    await gateway.store.put_value(
+        f"{_AT_NS}:{tenant.id}",
+        token_key(access_token),
+        seal(access_token, msgspec.json.encode(claims)),
+        config.lifetimes.access_token,
+    )
+    await remember_subject_hint(gateway.store, config, sub, request.login_hint)
+    extra: dict[str, Any] = {}
+    if push:
+        extra["urn:openid:params:jwt:claim:auth_req_id"] = request.auth_req_id
+        extra["at_hash"] = token_hash(access_token, config.current_key.alg)
+    id_token = mint_id_token(
+        tenant.keys,
+        issuer=tenant.issuer,
+        audience=client.client_id,
+        sub=sub,
+        identity=identity,
+        scopes=request.scope,
+        lifetime=config.lifetimes.id_token,
+        now=now,
+        acr_fallback=request.route_acr,
+        extra=extra,
+    )
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": config.lifetimes.access_token,
+        "id_token": id_token,
+    }
+
+
+async def userinfo(
+    gateway: Gateway, tenant: TenantContext, access_token: str | None
+) -> dict[str, Any]:
+    """The claims of an access token (OIDC Core 5.3)."""
+    if not access_token:
+        raise InvalidTokenError("a Bearer access token is required")
+    blob = await gateway.store.get_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
+    if blob is None:
+        raise InvalidTokenError("the access token is invalid or expired")
+    try:
+        return _claims_decoder.decode(unseal(access_token, blob))
+    except Exception:
+        raise InvalidTokenError("the access token is invalid or expired") from None

@@ -1,0 +1,1 @@
+"""Stores: the protocol in ``base`` and its implementations."""

@@ -1,0 +1,76 @@
+"""The Store protocol every backend implements (memory, SQLite, Redis).
+
+All methods are async and safe to call from many tasks, processes (SQLite) or
+replicas (Redis). State changes of a request go through ``transition``, a
+compare-and-set on ``AuthRequest.version``: of two writers starting from the
+same version exactly one wins, which is how a token is issued once.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ciba_gateway.flow.model import AuthRequest
+
+__all__ = ["Store"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for auth requests, replay caches and small keyed values."""
+
+    async def open(self) -> None:
+        """Connect / create schema. Called once from the app's lifespan."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> bool:
+        """True when the backend is reachable (readiness)."""
+
+    async def create(self, request: AuthRequest) -> None:
+        """Insert a new request; raises StoreError if ``auth_req_id`` exists."""
+
+    async def get(self, auth_req_id: str) -> AuthRequest | None:
+        """The request, or None when unknown or past its retention."""
+
+    async def transition(self, new: AuthRequest) -> bool:
+        """Replace the stored request whose version is ``new.version - 1`` with ``new``.
+
+        Returns False (and changes nothing) when the stored version differs or
+        the request is gone. Callers build ``new`` with ``version + 1``.
+        """
+
+    async def lease_due(
+        self, now: float, owner: str, lease_seconds: float, limit: int
+    ) -> list[AuthRequest]:
+        """Lease up to ``limit`` pending requests whose ``next_poll_at <= now``.
+
+        Leased requests are not returned to another caller until
+        ``lease_until`` passes. The returned requests already carry the lease
+        (``lease_owner``/``lease_until`` set, ``version`` bumped).
+        """
+
+    async def release_leases(self, owner: str) -> int:
+        """Clear every lease ``owner`` holds (graceful shutdown); returns how many."""
+
+    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
+        """Record ``key`` once; True the first time, False while it is remembered (jti replay)."""
+
+    async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        """Store a small value that expires after ``ttl`` seconds."""
+
+    async def get_value(self, namespace: str, key: str) -> bytes | None:
+        """A stored value, or None when absent or expired."""
+
+    async def take_value(self, namespace: str, key: str) -> bytes | None:
+        """Atomically read and delete a value (single use)."""
+
+    async def incr(self, namespace: str, key: str, ttl: float) -> int:
+        """Atomically add one to a counter that expires ``ttl`` s after creation."""
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete requests and values past their retention; returns how many."""
+
+    async def count_pending(self) -> int:
+        """How many requests are pending (metrics)."""

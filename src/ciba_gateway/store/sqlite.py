@@ -1,0 +1,354 @@
+"""The embedded default store: one SQLite file, shared by every worker process.
+
+Calls go to the stdlib ``sqlite3`` module synchronously, on the event loop's
+thread. That is deliberate: on a local disk each of these statements takes
+microseconds, while handing it to a thread (as aiosqlite does) costs more than
+it saves. When another process holds the write lock, ``busy_timeout`` makes a
+call wait (briefly: every write transaction here is a statement or two).
+
+The file is in WAL mode with ``synchronous=NORMAL``: readers never block the
+writer, and a crash of the process loses nothing; a power cut may lose the
+last commits, never consistency.
+
+Each request is one ``requests`` row: the msgpack-encoded ``AuthRequest`` in
+``data`` plus copies of the fields the store queries (status, version, expiry,
+due time, lease). ``transition`` is a single ``UPDATE ... WHERE version = ?``,
+atomic across processes by itself; ``lease_due`` selects and marks due rows in
+one ``BEGIN IMMEDIATE`` transaction, so two workers never lease the same row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import msgspec
+
+from ciba_gateway.errors import StoreError
+from ciba_gateway.flow.model import AuthRequest, Status
+
+__all__ = ["SQLiteStore"]
+
+_BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    auth_req_id  TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    expires_at   REAL NOT NULL,
+    next_poll_at REAL,
+    lease_until  REAL,
+    lease_owner  TEXT,
+    data         BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_due ON requests (status, next_poll_at);
+CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
+CREATE TABLE IF NOT EXISTS kv (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      BLOB,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires_at);
+"""
+
+_UPDATE_REQUEST = """
+UPDATE requests
+   SET status = ?, version = ?, expires_at = ?, next_poll_at = ?,
+       lease_until = ?, lease_owner = ?, data = ?
+ WHERE auth_req_id = ? AND version = ? AND expires_at >= ?
+"""
+
+_LEASE = """
+UPDATE requests
+   SET lease_owner = ?, lease_until = ?, version = version + 1
+ WHERE auth_req_id IN (
+        SELECT auth_req_id FROM requests
+         WHERE status = 'pending' AND next_poll_at <= ?
+           AND (lease_until IS NULL OR lease_until < ? OR 1)
+           AND expires_at >= ?
+         ORDER BY next_poll_at
+         LIMIT ?)
+RETURNING data
+"""
+
+_INCR = """
+INSERT INTO kv (namespace, key, value, expires_at) VALUES (:namespace, :key, 1, :expires_at)
+ON CONFLICT (namespace, key) DO UPDATE SET
+    value = CASE WHEN kv.expires_at <= :now THEN 1 ELSE kv.value + 1 END,
+    expires_at = CASE WHEN kv.expires_at <= :now THEN excluded.expires_at ELSE kv.expires_at END
+RETURNING value
+"""
+
+
+class SQLiteStore:
+    """The ``Store`` protocol on a SQLite file.
+
+    Args:
+        path: the database file; its parent directory is created on ``open``.
+            ``":memory:"`` is refused: an in-memory database belongs to one
+            connection, so other workers (and a restart) would not see it. Use
+            ``MemoryStore`` for that.
+        retention: seconds a request stays readable after its ``expires_at``.
+        clock: returns the current time in seconds (injectable for tests).
+
+    Raises:
+        StoreError: for ``":memory:"`` here, and from any method when SQLite fails.
+    """
+
+    def __init__(
+        self, path: str, retention: float = 3600, clock: Callable[[], float] = time.time
+    ) -> None:
+        if path in ("", ":memory:") or path.startswith("file:"):
+            raise StoreError("the SQLite store needs a file path, not an in-memory database")
+        self.path = Path(path)
+        self.retention = retention
+        self._clock = clock
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(AuthRequest)
+        self._conn: sqlite3.Connection | None = None
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the directory, connect, switch to WAL and create the schema."""
+        if self._conn is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the directory of {self.path}: {exc}") from exc
+        try:
+            # isolation_level=None: autocommit, transactions only where we BEGIN.
+            # check_same_thread=False: every call runs on the loop's thread anyway,
+            # but open() may run from another thread than the one serving requests.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot prepare {self.path}: {exc}") from exc
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Close the connection (idempotent)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def ping(self) -> bool:
+        """True when the database answers a query."""
+        if self._conn is None:
+            return False
+        try:
+            self._conn.execute("SELECT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
+    # --- requests ---------------------------------------------------------
+
+    async def create(self, request: AuthRequest) -> None:
+        """Insert a new request; raises StoreError if ``auth_req_id`` exists."""
+        with self._db() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO requests (status, version, expires_at, next_poll_at,"
+                    " lease_until, lease_owner, data, auth_req_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    self._columns(request),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError("auth_req_id already exists") from exc
+
+    async def get(self, auth_req_id: str) -> AuthRequest | None:
+        """The request, or None when unknown or past its retention."""
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT data FROM requests WHERE auth_req_id = ? AND expires_at >= ?",
+                (auth_req_id, self._clock() - self.retention),
+            ).fetchone()
+        return None if row is None else self._decoder.decode(row[0])
+
+    async def transition(self, new: AuthRequest) -> bool:
+        """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
+        with self._db() as conn:
+            cursor = conn.execute(
+                _UPDATE_REQUEST,
+                (*self._columns(new), new.version - 1, self._clock() - self.retention),
+            )
+        return cursor.rowcount == 1
+
+    async def lease_due(
+        self, now: float, owner: str, lease_seconds: float, limit: int
+    ) -> list[AuthRequest]:
+        """Lease up to ``limit`` pending requests whose ``next_poll_at <= now``, earliest first."""
+        if limit <= 0:
+            return []
+        lease_until = now + lease_seconds
+        # One write transaction: the UPDATE marks the due rows and the blobs are
+        # rewritten before any other process can lease or change them.
+        with self._transaction() as conn:
+            rows = conn.execute(
+                _LEASE, (owner, lease_until, now, now, now - self.retention, limit)
+            ).fetchall()
+            leased = [
+                msgspec.structs.replace(
+                    request,
+                    version=request.version + 1,
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                )
+                for request in (self._decoder.decode(data) for (data,) in rows)
+            ]
+            self._rewrite_blobs(conn, leased)
+        leased.sort(key=lambda r: (r.next_poll_at or 0.0, r.auth_req_id))
+        return leased
+
+    async def release_leases(self, owner: str) -> int:
+        """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "UPDATE requests SET lease_owner = NULL, lease_until = NULL,"
+                " version = version + 1 WHERE lease_owner = ? RETURNING data",
+                (owner,),
+            ).fetchall()
+            released = [
+                msgspec.structs.replace(
+                    request, version=request.version + 1, lease_owner=None, lease_until=None
+                )
+                for request in (self._decoder.decode(data) for (data,) in rows)
+            ]
+            self._rewrite_blobs(conn, released)
+        return len(released)
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete requests past their retention and expired values; returns how many."""
+        with self._db() as conn:
+            requests = conn.execute(
+                "DELETE FROM requests WHERE expires_at < ?", (now - self.retention,)
+            ).rowcount
+            values = conn.execute("DELETE FROM kv WHERE expires_at <= ?", (now,)).rowcount
+        return requests + values
+
+    async def count_pending(self) -> int:
+        """How many retained requests are pending."""
+        with self._db() as conn:
+            (count,) = conn.execute(
+                "SELECT count(*) FROM requests WHERE status = ? AND expires_at >= ?",
+                (Status.PENDING.value, self._clock() - self.retention),
+            ).fetchone()
+        return count
+
+    # --- small values -----------------------------------------------------
+
+    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
+        """Record ``key`` once; True the first time, False while it is remembered."""
+        now = self._clock()
+        with self._db() as conn:
+            cursor = conn.execute(
+                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, NULL, ?)"
+                " ON CONFLICT (namespace, key) DO UPDATE SET value = NULL,"
+                " expires_at = excluded.expires_at WHERE kv.expires_at <= ?",
+                (namespace, key, now + ttl, now),
+            )
+        return cursor.rowcount == 1
+
+    async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        """Store a small value that expires after ``ttl`` seconds."""
+        with self._db() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)",
+                (namespace, key, value, self._clock() + ttl),
+            )
+
+    async def get_value(self, namespace: str, key: str) -> bytes | None:
+        """A stored value, or None when absent or expired."""
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?",
+                (namespace, key, self._clock()),
+            ).fetchone()
+        return _as_bytes(row)
+
+    async def take_value(self, namespace: str, key: str) -> bytes | None:
+        """Atomically read and delete a value (single use), also across processes."""
+        with self._db() as conn:
+            # fetchall: a RETURNING statement only completes (and commits) when exhausted.
+            rows = conn.execute(
+                "DELETE FROM kv WHERE namespace = ? AND key = ? AND expires_at > ? RETURNING value",
+                (namespace, key, self._clock()),
+            ).fetchall()
+        return _as_bytes(rows[0] if rows else None)
+
+    async def incr(self, namespace: str, key: str, ttl: float) -> int:
+        """Atomically add one to a counter that expires ``ttl`` s after its first increment."""
+        now = self._clock()
+        with self._db() as conn:
+            params = {"namespace": namespace, "key": key, "expires_at": now + ttl, "now": now}
+            ((count,),) = conn.execute(_INCR, params).fetchall()
+        return count
+
+    # --- internals --------------------------------------------------------
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if self._conn is None:
+            raise StoreError("the SQLite store is not open")
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite failed: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that holds the database's write lock from its start."""
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _rewrite_blobs(self, conn: sqlite3.Connection, requests: list[AuthRequest]) -> None:
+        conn.executemany(
+            "UPDATE requests SET data = ? WHERE auth_req_id = ?",
+            [(self._encoder.encode(r), r.auth_req_id) for r in requests],
+        )
+
+    def _columns(self, request: AuthRequest) -> tuple[object, ...]:
+        return (
+            request.status.value,
+            request.version,
+            request.expires_at,
+            request.next_poll_at,
+            request.lease_until,
+            request.lease_owner,
+            self._encoder.encode(request),
+            request.auth_req_id,
+        )
+
+
+def _as_bytes(row: tuple[object, ...] | None) -> bytes | None:
+    if row is None:
+        return None
+    value = row[0]
+    return value if isinstance(value, bytes) else None

@@ -1,0 +1,472 @@
+"""Signing keys, the JWKS, ID tokens and opaque access tokens.
+
+Keys
+    Each tenant key is a private JWK in its own file (``KeyConfig.file``). With
+    ``generate: true`` a missing file is created on first start (mode 0600,
+    written atomically and never overwritten, so concurrent workers agree on one
+    key). Every configured key is published in the JWKS, whatever its state;
+    only the ``current`` key signs. Rotation is operator-driven: add a ``next``
+    key (published ahead of use), promote it to ``current``, and keep the old one
+    as ``retired`` until the tokens it signed have expired.
+
+``sub``
+    ``hashed`` (default): base64url(HMAC-SHA256(salt, "scheme:subject")), so
+    a national id never becomes ``sub``; ``national_id``: "scheme:subject".
+
+Scope -> claims (the public contract, also advertised in discovery)
+    ==========  ==========================================================
+    ``profile`` ``name``, ``given_name``, ``family_name``, ``birthdate``
+    ``ssn``     ``ssn`` (the national id), ``ssn_country`` (ISO 3166 alpha-2)
+    ``phone``   ``phone_number``, ``phone_number_verified``
+    ``email``   ``email``, ``email_verified``
+    ==========  ==========================================================
+
+    A claim appears only when its scope is granted and the connector knows it.
+
+Access tokens
+    Opaque: 32 random bytes, base64url. The store never sees the token: userinfo
+    claims are kept under ``token_key(token)`` (hex SHA-256) and sealed with
+    AES-256-GCM under a key derived from the token with HKDF-SHA256. Both are
+    one-way functions of the token, and neither reveals the other, so a dump of
+    the store yields neither usable tokens nor readable claims; only the token
+    holder can open its own entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc import jwk, jws
+from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from joserfc.jws import JWSRegistry
+
+from ciba_gateway.errors import ConfigError, ConfigProblem
+
+if TYPE_CHECKING:
+    from joserfc.jwk import Key
+    from joserfc.jws import JWSAlgModel
+
+    from ciba_gateway.config.model import KeyConfig, SubjectConfig, TenantConfig
+    from ciba_gateway.connector.api import Identity
+
+__all__ = [
+    "SCOPE_CLAIMS",
+    "AllowListRegistry",
+    "SealError",
+    "SigningKey",
+    "TenantKeys",
+    "TokenVerificationError",
+    "claims_for_scopes",
+    "generate_private_jwk",
+    "load_tenant_keys",
+    "mint_id_token",
+    "new_opaque_token",
+    "seal",
+    "subject_for",
+    "token_hash",
+    "token_key",
+    "unseal",
+]
+
+SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "profile": ("name", "given_name", "family_name", "birthdate"),
+        "ssn": ("ssn", "ssn_country"),
+        "phone": ("phone_number", "phone_number_verified"),
+        "email": ("email", "email_verified"),
+    }
+)
+"""The claims each scope releases (module docstring)."""
+
+_RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr"})
+_RSA_MIN_BITS = 2048
+_SEAL_VERSION = b"\x01"
+_SEAL_INFO = b"ciba-gateway/sealed-claims/v1"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+
+# kty and (for curve keys) crv each configured alg requires.
+_KEY_SHAPES: Mapping[str, tuple[str, str | None]] = MappingProxyType(
+    {
+        "ES256": ("EC", "P-256"),
+        "RS256": ("RSA", None),
+        "PS256": ("RSA", None),
+        "EdDSA": ("OKP", "Ed25519"),
+    }
+)
+
+# OIDC Core 3.1.3.6 / 3.3.2.11: the hash of the ID token's alg. EdDSA over Ed25519
+# uses SHA-512, as OpenID's errata note for EdDSA says.
+_TOKEN_HASHES: Mapping[str, str] = MappingProxyType(
+    {
+        "HS256": "sha256",
+        "RS256": "sha256",
+        "PS256": "sha256",
+        "ES256": "sha256",
+        "HS384": "sha384",
+        "RS384": "sha384",
+        "PS384": "sha384",
+        "ES384": "sha384",
+        "HS512": "sha512",
+        "RS512": "sha512",
+        "PS512": "sha512",
+        "ES512": "sha512",
+        "EdDSA": "sha512",
+    }
+)
+
+
+class TokenVerificationError(ValueError):
+    """A token is not one this tenant signed (bad form, unknown kid or bad signature)."""
+
+
+class SealError(ValueError):
+    """A sealed blob cannot be opened with this token (wrong token or tampered)."""
+
+
+class AllowListRegistry(JWSRegistry):
+    """A JWS registry that accepts exactly the algorithms it was given.
+
+    joserfc warns (``SecurityWarning``) on every use of ``EdDSA``, which RFC 9864
+    deprecates in favour of ``Ed25519``. OpenID deployments and our config still
+    name it ``EdDSA``, and our key checks pin the curve, so the warning would only
+    be noise on every token; the explicit allow-list is the policy that matters.
+    """
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        if not self.allowed or name not in self.allowed or name not in self.algorithms:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self.algorithms[name]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# --- keys -------------------------------------------------------------------
+
+
+def generate_private_jwk(alg: str, kid: str) -> dict[str, Any]:
+    """A new private JWK for ``alg`` (ES256: P-256, RS256/PS256: RSA 2048, EdDSA: Ed25519)."""
+    params: dict[str, Any] = {"kid": kid, "alg": alg, "use": "sig"}
+    if alg == "ES256":
+        key: Key = jwk.generate_key("EC", "P-256", parameters=params)
+    elif alg in {"RS256", "PS256"}:
+        key = jwk.generate_key("RSA", _RSA_MIN_BITS, parameters=params)
+    elif alg == "EdDSA":
+        key = jwk.generate_key("OKP", "Ed25519", parameters=params)
+    else:
+        raise ValueError(f"unsupported signing alg {alg!r}")
+    return dict(key.as_dict(private=True))
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A loaded tenant key: its config identity and the joserfc private key."""
+
+    kid: str
+    alg: str
+    state: str
+    key: Key
+
+    def public_jwk(self) -> dict[str, Any]:
+        """The public JWK as published in the JWKS."""
+        data = dict(self.key.as_dict(private=False))
+        data.pop("key_ops", None)
+        data.update(kid=self.kid, alg=self.alg, use="sig")
+        return data
+
+
+class TenantKeys:
+    """A tenant's signing keys: signs with the current key, verifies with any."""
+
+    __slots__ = ("_by_kid", "_current", "_jwks", "_jwks_json", "_registry")
+
+    def __init__(self, keys: Sequence[SigningKey]) -> None:
+        current = [k for k in keys if k.state == "current"]
+        if len(current) != 1:
+            raise ValueError("exactly one key must be in state current")
+        self._current = current[0]
+        self._by_kid = {k.kid: k for k in keys}
+        self._registry = AllowListRegistry(algorithms=sorted({k.alg for k in keys}))
+        order = {"current": 0, "next": 1, "retired": 2}
+        published = sorted(keys, key=lambda k: order.get(k.state, 3))
+        self._jwks = {"keys": [k.public_jwk() for k in published]}
+        self._jwks_json = msgspec.json.encode(self._jwks)
+
+    @property
+    def current(self) -> SigningKey:
+        """The key that signs."""
+        return self._current
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set (a fresh copy the caller may change)."""
+        return {"keys": [dict(k) for k in self._jwks["keys"]]}
+
+    def jwks_json(self) -> bytes:
+        """The public JWK Set as JSON bytes, encoded once."""
+        return self._jwks_json
+
+    def sign(self, claims: Mapping[str, Any], *, typ: str | None = None) -> str:
+        """A compact JWS of ``claims`` by the current key (``kid`` in the header)."""
+        key = self._current
+        header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+        if typ is not None:
+            header["typ"] = typ
+        return jws.serialize_compact(
+            header, msgspec.json.encode(claims), key.key, registry=self._registry
+        )
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a JWS signed by any of this tenant's keys; claims are not checked."""
+        try:
+            obj = jws.extract_compact(token.encode("ascii"), registry=self._registry)
+        except (JoseError, ValueError) as exc:
+            raise TokenVerificationError("not a compact JWS") from exc
+        header = obj.headers()
+        kid = header.get("kid")
+        key = self._by_kid.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenVerificationError("signed by an unknown key")
+        if header.get("alg") != key.alg or "crit" in header:
+            raise TokenVerificationError("unexpected header")
+        try:
+            valid = jws.validate_compact(obj, key.key, registry=self._registry)
+        except JoseError as exc:
+            raise TokenVerificationError("signature check failed") from exc
+        if not valid:
+            raise TokenVerificationError("bad signature")
+        try:
+            claims = msgspec.json.decode(obj.payload)
+        except msgspec.DecodeError as exc:
+            raise TokenVerificationError("payload is not JSON") from exc
+        if not isinstance(claims, dict):
+            raise TokenVerificationError("payload is not a JSON object")
+        return claims
+
+
+class _KeyProblem(Exception):
+    pass
+
+
+def load_tenant_keys(tenant: TenantConfig, *, base_dir: Path | None = None) -> TenantKeys:
+    """Read (or, with ``generate: true``, create) every key file of ``tenant``.
+
+    Relative ``file`` paths resolve against ``base_dir`` (default: the working
+    directory). Raises ConfigError listing every key that is missing or unfit.
+    """
+    loaded: list[SigningKey] = []
+    problems: list[ConfigProblem] = []
+    for index, cfg in enumerate(tenant.keys):
+        path = Path(cfg.file)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            loaded.append(_load_key(cfg, path))
+        except _KeyProblem as exc:
+            problems.append(ConfigProblem(f"tenants.{tenant.id}.keys[{index}]", str(exc)))
+    if problems:
+        raise ConfigError(problems)
+    return TenantKeys(loaded)
+
+
+def _load_key(cfg: KeyConfig, path: Path) -> SigningKey:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not cfg.generate:
+            raise _KeyProblem(
+                f"key {cfg.kid!r}: file {path} does not exist; set generate: true or create it "
+                f"with `ciba-gateway keys generate --alg {cfg.alg} --kid {cfg.kid}`"
+            ) from None
+        text = _create_key_file(cfg, path)
+    except OSError as exc:
+        raise _KeyProblem(f"key {cfg.kid!r}: cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise _KeyProblem(f"key {cfg.kid!r}: {path} is not a JSON Web Key") from None
+    return SigningKey(kid=cfg.kid, alg=cfg.alg, state=cfg.state, key=_import_key(cfg, path, data))
+
+
+def _import_key(cfg: KeyConfig, path: Path, data: Any) -> Key:
+    where = f"key {cfg.kid!r} ({path})"
+    if not isinstance(data, dict):
+        raise _KeyProblem(f"{where}: not a JSON Web Key object")
+    for name, expected in (("kid", cfg.kid), ("alg", cfg.alg), ("use", "sig")):
+        if name in data and data[name] != expected:
+            raise _KeyProblem(f"{where}: the JWK's {name} {data[name]!r} is not {expected!r}")
+    kty, crv = _KEY_SHAPES[cfg.alg]
+    if data.get("kty") != kty or (crv is not None and data.get("crv") != crv):
+        shape = f"{kty} {crv}" if crv else kty
+        raise _KeyProblem(f"{where}: alg {cfg.alg} needs an {shape} key")
+    fields = {k: v for k, v in data.items() if k != "key_ops"}
+    fields.update(kid=cfg.kid, alg=cfg.alg, use="sig")
+    try:
+        key = jwk.import_key(fields)
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise _KeyProblem(f"{where}: not a valid {kty} JWK") from None
+    if not key.is_private:
+        raise _KeyProblem(f"{where}: the JWK has no private part")
+    if kty == "RSA" and key.raw_value.key_size < _RSA_MIN_BITS:
+        raise _KeyProblem(f"{where}: RSA keys need at least {_RSA_MIN_BITS} bits")
+    return key
+
+
+def _create_key_file(cfg: KeyConfig, path: Path) -> str:
+    """Write a new key to ``path`` unless another process won the race; return the file's text."""
+    text = json.dumps(generate_private_jwk(cfg.alg, cfg.kid), indent=2) + "\n"
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # link() fails when the target exists, unlike rename(): a second worker
+            # generating at the same moment keeps the first worker's key.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return path.read_text(encoding="utf-8")
+            except OSError:
+                os.replace(tmp, path)  # filesystems without hard links
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise _KeyProblem(f"key {cfg.kid!r}: cannot create {path}: {exc.strerror}") from None
+    return text
+
+
+# --- subjects and claims ----------------------------------------------------
+
+
+def subject_for(subject: SubjectConfig, identity: Identity) -> str:
+    """The ``sub`` of ``identity`` under the tenant's subject policy."""
+    value = f"{identity.scheme}:{identity.subject}"
+    if subject.mode == "national_id":
+        return value
+    digest = hmac.new(subject.salt.encode(), value.encode(), hashlib.sha256).digest()
+    return _b64(digest)
+
+
+def claims_for_scopes(identity: Identity, scopes: Iterable[str]) -> dict[str, Any]:
+    """The claims of ``identity`` that the granted ``scopes`` release (``SCOPE_CLAIMS``)."""
+    claims: dict[str, Any] = {}
+    for scope in scopes:
+        if scope == "ssn":
+            if identity.national_id:
+                claims["ssn"] = identity.national_id
+                if identity.country:
+                    claims["ssn_country"] = identity.country
+            continue
+        for name in SCOPE_CLAIMS.get(scope, ()):
+            value = identity.claims.get(name)
+            if value is not None:
+                claims[name] = value
+    return claims
+
+
+def mint_id_token(
+    keys: TenantKeys,
+    *,
+    issuer: str,
+    audience: str,
+    sub: str,
+    identity: Identity,
+    scopes: Iterable[str],
+    lifetime: int,
+    now: float,
+    acr_fallback: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """A signed ID token (OIDC Core 2) with the claims ``scopes`` release.
+
+    ``extra`` adds claims such as ``at_hash`` or CIBA's
+    ``urn:openid:params:jwt:claim:auth_req_id``; it may not replace the core claims.
+    """
+    iat = int(now)
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": sub,
+        "aud": audience,
+        "exp": iat + int(lifetime),
+        "iat": iat,
+        "auth_time": int(identity.auth_time),
+    }
+    acr = identity.acr or acr_fallback
+    if acr:
+        claims["acr"] = acr
+    if identity.amr:
+        claims["amr"] = list(identity.amr)
+    claims.update(claims_for_scopes(identity, scopes))
+    if extra:
+        clash = _RESERVED_CLAIMS.intersection(extra)
+        if clash:
+            raise ValueError(f"extra claims may not replace {', '.join(sorted(clash))}")
+        claims.update(extra)
+    return keys.sign(claims)
+
+
+def token_hash(value: str, alg: str) -> str:
+    """``at_hash`` / ``rt_hash`` of ``value`` for an ID token signed with ``alg``.
+
+    base64url of the left half of the hash that matches ``alg`` (OIDC Core 3.1.3.6).
+    """
+    name = _TOKEN_HASHES.get(alg)
+    if name is None:
+        raise ValueError(f"no token hash defined for alg {alg!r}")
+    digest = hashlib.new(name, value.encode()).digest()
+    return _b64(digest[: len(digest) // 2])
+
+
+# --- opaque access tokens ---------------------------------------------------
+
+
+def new_opaque_token() -> str:
+    """A new access token: 32 random bytes, base64url without padding."""
+    return secrets.token_urlsafe(32)
+
+
+def token_key(token: str) -> str:
+    """The store key of ``token``: hex SHA-256 (the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _sealing_key(token: str) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO)
+    return AESGCM(hkdf.derive(token.encode("utf-8", "surrogatepass")))
+
+
+def seal(token: str, data: bytes) -> bytes:
+    """Encrypt ``data`` so that only the holder of ``token`` can open it (AES-256-GCM)."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return _SEAL_VERSION + nonce + _sealing_key(token).encrypt(nonce, data, _SEAL_VERSION)
+
+
+def unseal(token: str, blob: bytes) -> bytes:
+    """Open a ``seal``-ed blob; raises SealError for a wrong token or a damaged blob."""
+    if len(blob) < 1 + _NONCE_BYTES + _TAG_BYTES or blob[:1] != _SEAL_VERSION:
+        raise SealError("not a sealed value")
+    nonce = blob[1 : 1 + _NONCE_BYTES]
+    try:
+        return _sealing_key(token).decrypt(nonce, blob[1 + _NONCE_BYTES :], _SEAL_VERSION)
+    except InvalidTag:
+        raise SealError("the value cannot be opened with this token") from None

@@ -1,0 +1,62 @@
+"""ASGI middleware writing one structured log event per HTTP request."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+
+__all__ = ["AccessLogMiddleware"]
+
+log = structlog.get_logger("ciba_gateway.access")
+
+
+class AccessLogMiddleware:
+    """Logs tenant, client_id, endpoint, method, status and duration (ms) of each request.
+
+    The endpoint is the path after the tenant segment, so no identifier in a
+    URL (connector callback tokens) reaches the log: only its first segment.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        fields: dict[str, Any] = {}
+        scope["ciba_log"] = fields
+        status = 500
+
+        async def capture(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            log.info(
+                "request",
+                method=scope["method"],
+                endpoint=_endpoint(scope["path"], fields.get("tenant")),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                **fields,
+            )
+
+
+def _endpoint(path: str, tenant: str | None) -> str:
+    parts = [p for p in path.split("/") if p]
+    if tenant is not None and len(parts) >= 2:
+        # /{tenant}/token -> token; /{tenant}/{connector}/link/<secret> -> {connector}/link
+        return (
+            "/".join(parts[1:3])
+            if len(parts) > 2 and parts[1] != ".well-known"
+            else "/".join(parts[1:])
+        )
+    return "/" + "/".join(parts[:2])

@@ -1,0 +1,75 @@
+"""JSON responses and the one handler that turns errors into OAuth JSON bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from ciba_gateway.errors import (
+    InvalidRequestError,
+    OAuthError,
+    ServerError,
+    StoreError,
+    TemporarilyUnavailableError,
+)
+
+__all__ = ["EXCEPTION_HANDLERS", "json_response", "oauth_error_response"]
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+log = structlog.get_logger("ciba_gateway.web")
+_encode = msgspec.json.encode
+
+
+def json_response(
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, *, cache: bool = False
+) -> Response[bytes]:
+    """A JSON response; ``no-store`` unless ``cache`` (RFC 6749 5.1)."""
+    merged = {} if cache else dict(NO_STORE)
+    if headers:
+        merged.update(headers)
+    return Response(
+        _encode(body), status_code=status, media_type="application/json", headers=merged
+    )
+
+
+def oauth_error_response(exc: OAuthError) -> Response[bytes]:
+    """RFC 6749 5.2 body with the error's status and headers."""
+    return json_response(exc.to_body(), exc.status_code, exc.headers)
+
+
+def _handle_oauth(_: Request[Any, Any, Any], exc: OAuthError) -> Response[bytes]:
+    return oauth_error_response(exc)
+
+
+def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    # Litestar's own refusals (unknown path, wrong method, bad body) in OAuth shape.
+    status = exc.status_code
+    if status >= 500:
+        return oauth_error_response(ServerError("internal error"))
+    error = InvalidRequestError(str(exc.detail) if exc.detail else "invalid request")
+    headers = dict(exc.headers or {})
+    return json_response(error.to_body(), status, headers)
+
+
+def _handle_store(_: Request[Any, Any, Any], exc: StoreError) -> Response[bytes]:
+    log.error("store_unavailable", error=str(exc))
+    return oauth_error_response(
+        TemporarilyUnavailableError("the service is temporarily unavailable")
+    )
+
+
+def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return oauth_error_response(ServerError("internal error"))
+
+
+EXCEPTION_HANDLERS = {
+    OAuthError: _handle_oauth,
+    HTTPException: _handle_http,
+    StoreError: _handle_store,
+    Exception: _handle_unexpected,
+}
