@@ -1,0 +1,1 @@
+"""The minimal example connector of connectors/README.md."""
