@@ -479,9 +479,7 @@ async def test_request_object_alg_must_match_client(cache: JwksCache) -> None:
 async def test_request_object_hmac_refused(cache: JwksCache) -> None:
     """Request objects must be signed asymmetrically."""
     with pytest.raises(InvalidRequestError, match="not allowed"):
-        await check_request(
-            hs256(request_claims(iss="callcenter")), cache, client=SECRET_CLIENT
-        )
+        await check_request(hs256(request_claims(iss="callcenter")), cache, client=SECRET_CLIENT)
 
 
 # --- login_hint_token ------------------------------------------------------------
@@ -505,9 +503,7 @@ async def test_login_hint_token_valid(cache: JwksCache) -> None:
 async def test_login_hint_token_hmac_for_secret_client(cache: JwksCache) -> None:
     """A secret-only client may sign its login_hint_token with HS256."""
     sub_id = {"format": "phone_number", "phone_number": "+46701234567"}
-    claims = await check_hint(
-        hs256({"sub_id": sub_id, "exp": int(NOW) + 60}), cache, SECRET_CLIENT
-    )
+    claims = await check_hint(hs256({"sub_id": sub_id, "exp": int(NOW) + 60}), cache, SECRET_CLIENT)
     assert claims["sub_id"] == sub_id
 
 
