@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ciba_gateway.connector import load_registry
 from ciba_gateway_example.connector import ExampleConnector
+
+from ciba_gateway.connector import load_registry
 from tests.integration.conftest import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
