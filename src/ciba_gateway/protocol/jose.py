@@ -161,11 +161,12 @@ class JwksCache:
     def _inline(self, client_id: str, jwks: dict[str, Any]) -> KeySet:
         slot = "inline:" + client_id
         entry = self._entries.get(slot)
-        if entry is None or entry.keys is None or entry.source is not jwks:
-            now = self._clock()
-            entry = _Entry(_import_jwks(jwks), now, now, source=jwks)
-            self._store(slot, entry)
-        return entry.keys
+        if entry is not None and entry.keys is not None and entry.source is jwks:
+            return entry.keys
+        keys = _import_jwks(jwks)
+        now = self._clock()
+        self._store(slot, _Entry(keys, now, now, source=jwks))
+        return keys
 
     async def _remote(self, uri: str, kid: str | None) -> KeySet:
         entry = self._entries.get(uri)

@@ -19,7 +19,7 @@ class PersonRow(NamedTuple):
 
     personal_number: str
     name: str
-    outcome: str
+    behaviour: str
     pending: int
 
 
@@ -74,7 +74,7 @@ def render_index(people: Sequence[PersonRow]) -> str:
             f'<li><a href="phone/{escape(p.personal_number)}">'
             + (f'<span class="badge">{p.pending}</span>' if p.pending else "")
             + f"<strong>{escape(p.name)}</strong><br>"
-            f'<span class="muted">{escape(p.personal_number)} · {escape(p.outcome)}</span>'
+            f'<span class="muted">{escape(p.personal_number)} · {escape(p.behaviour)}</span>'
             "</a></li>"
             for p in people
         )

@@ -216,10 +216,12 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     drop: bool = False
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
-def _error(status: int, code: str, details: str) -> Reply:
-    return Reply(status, msgspec.json.encode(ErrorResponse(error_code=code, details=details)))
+def _error(status: int, code: str, details: str, **kw: Any) -> Reply:
+    body = msgspec.json.encode(ErrorResponse(error_code=code, details=details))
+    return Reply(status, body, **kw)
 
 
 def _ok(body: msgspec.Struct | dict[str, Any]) -> Reply:
@@ -294,7 +296,9 @@ class BankIDSimulator:
             return _error(404, "notFound", "No such endpoint.")
         request_type, action = handler
         if method != "POST":
-            return _error(405, "methodNotAllowed", "Only POST is allowed.")
+            return _error(
+                405, "methodNotAllowed", "Only POST is allowed.", headers=((b"allow", b"POST"),)
+            )
         if (content_type or "").strip().lower() != "application/json":
             return _error(415, "unsupportedMediaType", "Content-Type must be application/json.")
         try:
@@ -536,11 +540,11 @@ class BankIDSimulator:
             if o.status == "pending" and o.personal_number
         )
         rows = [
-            PersonRow(p.personal_number, p.full_name, p.outcome, counts.get(p.personal_number, 0))
+            PersonRow(p.personal_number, p.full_name, _behaviour(p), counts[p.personal_number])
             for p in self.settings.personas
         ]
         rows += [
-            PersonRow(pnr, "Unknown person (no BankID)", "startFailed", n)
+            PersonRow(pnr, "Unknown person (no BankID)", "no persona: startFailed after the timeout", n)
             for pnr, n in sorted(counts.items())
             if pnr not in self.personas
         ]
@@ -562,6 +566,22 @@ class BankIDSimulator:
                 for o in self.orders.values()
             ],
         }
+
+
+def _behaviour(persona: Persona) -> str:
+    if persona.outcome == "ignore":
+        what = "waits for you to decide here"
+    elif persona.outcome == "approve":
+        what = "approves"
+    elif persona.outcome == "deny":
+        what = "denies (userCancel)"
+    else:
+        what = f"fails ({persona.outcome})"
+    if persona.outcome != "ignore":
+        what += f" after {persona.delay:g} s" if persona.delay else " at once"
+    if persona.fault != "none":
+        what += f", fault {persona.fault}"
+    return what
 
 
 _HANDLERS: Mapping[str, tuple[type, Callable[[BankIDSimulator, Any], Reply]]] = {
@@ -621,6 +641,7 @@ async def rp_api(scope: Scope, receive: Receive, send: Send) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(reply.body)).encode()),
+                *reply.headers,
             ],
         }
     )
