@@ -22,8 +22,10 @@ from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, l
 from ciba_gateway.flow.adapters import connector_deps
 from ciba_gateway.flow.driver import Driver
 from ciba_gateway.flow.engine import FlowEngine
+from ciba_gateway.flow.notify import DeliveryPolicy, Notifier
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.jose import JwksCache
+from ciba_gateway.protocol.push import PushHooks
 from ciba_gateway.store.base import Store
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.tokens import TenantKeys, load_tenant_keys
@@ -123,7 +125,21 @@ def create_app(
             jwks_cache=JwksCache(http, clock=clock),
             clock=clock,
         )
-        driver = Driver(engine, gateway.connector, tick=driver_tick)
+        hooks = PushHooks(gateway)
+        notifications = config.notifications
+        notifier = Notifier(
+            http,
+            endpoint_for=hooks.endpoint_for,
+            build_push=hooks.build_push,
+            open_push=hooks.open_push,
+            policy=DeliveryPolicy(
+                timeout=notifications.timeout,
+                max_attempts=notifications.max_attempts,
+                initial_wait=notifications.initial_wait,
+                max_wait=notifications.max_wait,
+            ),
+        )
+        driver = Driver(engine, gateway.connector, tick=driver_tick, notifier=notifier)
         app.state.gateway = gateway
         app.state.driver = driver
         if run_driver:

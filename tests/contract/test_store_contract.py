@@ -176,8 +176,11 @@ async def test_transition_unknown_id_is_false_and_creates_nothing(store: Store) 
 # --- leasing -------------------------------------------------------------------
 
 
-async def test_lease_due_returns_only_due_pending_requests(store: Store) -> None:
-    """Only pending requests with next_poll_at <= now are leased, carrying the lease."""
+async def test_lease_due_returns_only_due_requests(store: Store) -> None:
+    """Requests with next_poll_at <= now are leased, whatever their status, carrying the lease.
+
+    A terminal request with next_poll_at set has a ping/push notification due.
+    """
     due = make_request(next_poll_at=T0 - 1)
     due_now = make_request(next_poll_at=T0)
     later = make_request(next_poll_at=T0 + 10)
@@ -188,7 +191,11 @@ async def test_lease_due_returns_only_due_pending_requests(store: Store) -> None
 
     leased = await store.lease_due(T0, "worker-a", 30, 10)
 
-    assert {r.auth_req_id for r in leased} == {due.auth_req_id, due_now.auth_req_id}
+    assert {r.auth_req_id for r in leased} == {
+        due.auth_req_id,
+        due_now.auth_req_id,
+        terminal.auth_req_id,
+    }
     for r in leased:
         assert (r.lease_owner, r.lease_until, r.version) == ("worker-a", T0 + 30, 1)
         assert await store.get(r.auth_req_id) == r
@@ -252,7 +259,9 @@ async def test_transition_moves_a_request_in_and_out_of_the_due_set(store: Store
     assert await store.lease_due(T0 + 4, "w", 30, 10) == []
     (leased,) = await store.lease_due(T0 + 5, "w", 30, 10)
 
-    done = bump(leased, status=Status.APPROVED, lease_owner=None, lease_until=None)
+    done = bump(
+        leased, status=Status.APPROVED, next_poll_at=None, lease_owner=None, lease_until=None
+    )
     assert await store.transition(done)
     assert await store.lease_due(T0 + 100, "w", 30, 10) == []
 
@@ -413,7 +422,10 @@ async def test_sqlite_two_instances_never_lease_the_same_request(
             await a.create(r)
 
         seen: list[str] = []
-        while batch := await a.lease_due(T0, "a", 30, 3) + await b.lease_due(T0, "b", 30, 3):
+        for _ in range(len(requests)):  # bounded: a broken lease must fail, not hang
+            batch = await a.lease_due(T0, "a", 30, 3) + await b.lease_due(T0, "b", 30, 3)
+            if not batch:
+                break
             seen += [r.auth_req_id for r in batch]
         assert sorted(seen) == sorted(r.auth_req_id for r in requests)
 
@@ -444,7 +456,10 @@ def test_sqlite_concurrent_threads_never_lease_the_same_request(tmp_path: Path) 
         await store.open()
         got: list[str] = []
         try:
-            while batch := await store.lease_due(T0, owner, 30, 4):
+            for _ in range(len(requests)):  # bounded: a broken lease must fail, not hang
+                batch = await store.lease_due(T0, owner, 30, 4)
+                if not batch:
+                    break
                 got += [r.auth_req_id for r in batch]
         finally:
             await store.close()

@@ -16,7 +16,7 @@ async def test_discovery_is_true_to_the_tenant(harness: Harness) -> None:
     assert meta["token_endpoint"] == f"{issuer}/token"
     assert meta["userinfo_endpoint"] == f"{issuer}/userinfo"
     assert meta["backchannel_authentication_endpoint"] == f"{issuer}/bc-authorize"
-    assert meta["backchannel_token_delivery_modes_supported"] == ["poll"]
+    assert meta["backchannel_token_delivery_modes_supported"] == ["poll", "ping", "push"]
     assert meta["backchannel_user_code_parameter_supported"] is True
     assert "urn:openid:params:grant-type:ciba" in meta["grant_types_supported"]
     assert set(meta["token_endpoint_auth_methods_supported"]) == {

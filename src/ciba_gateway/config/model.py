@@ -24,6 +24,7 @@ __all__ = [
     "KeyConfig",
     "Lifetimes",
     "LoggingConfig",
+    "NotificationsConfig",
     "RouteConfig",
     "ServerConfig",
     "SimulatorConfig",
@@ -150,6 +151,7 @@ class ClientConfig(Base, kw_only=True):
     auth: ClientAuth
     delivery_mode: Literal["poll", "ping", "push"] = "poll"
     notification_endpoint: str | None = None
+    """CIBA's backchannel_client_notification_endpoint (ping and push)."""
     scopes: tuple[str, ...] = ("openid",)
     user_code_required: bool = False
     request_signing_alg: SigningAlg | None = None
@@ -202,6 +204,32 @@ class SimulatorConfig(Base, kw_only=True):
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class NotificationsConfig(Base, kw_only=True):
+    """Ping/push delivery (CIBA Core 10.2, 10.3): timeouts and retry bounds."""
+
+    timeout: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    max_attempts: Annotated[int, Meta(ge=1, le=50)] = 6
+    initial_wait: Annotated[float, Meta(gt=0, le=600)] = 1.0
+    max_wait: Annotated[float, Meta(gt=0, le=3600)] = 60.0
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _check_notification_endpoint(client: ClientConfig, allow_http_loopback: bool) -> None:
+    if client.notification_endpoint is None:
+        return
+    parts = urlsplit(client.notification_endpoint)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS and allow_http_loopback:
+        return
+    raise ValueError(
+        f"client {client.client_id}: notification_endpoint must be an https URL "
+        "(http only for loopback when allow_http_loopback_notifications is true)"
+    )
+
+
 class TenantConfig(Base, kw_only=True):
     """One tenant: its issuer, keys, clients, connectors and routes."""
 
@@ -234,6 +262,8 @@ class TenantConfig(Base, kw_only=True):
             raise ValueError("key kids must be unique")
         if len({c.client_id for c in self.clients}) != len(self.clients):
             raise ValueError("client_ids must be unique within a tenant")
+        for client in self.clients:
+            _check_notification_endpoint(client, self.allow_http_loopback_notifications)
         for i, route in enumerate(self.routes):
             if route.connector not in self.connectors:
                 raise ValueError(f"routes[{i}].connector {route.connector!r} is not in connectors")
@@ -262,6 +292,7 @@ class GatewayConfig(Base, kw_only=True):
     store: StoreConfig = StoreConfig()
     logging: LoggingConfig = LoggingConfig()
     simulators: tuple[SimulatorConfig, ...] = ()
+    notifications: NotificationsConfig = NotificationsConfig()
 
     def __post_init__(self) -> None:
         if not self.tenants:

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Callable
 
 import structlog
+from msgspec.structs import replace
 
 from ciba_gateway.connector import (
     Approved,
@@ -27,7 +28,8 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
 )
 from ciba_gateway.flow.engine import FlowEngine
-from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.flow.notify import Notifier
 
 __all__ = ["Driver"]
 
@@ -51,6 +53,7 @@ class Driver:
         concurrency: int = 256,
         retry_delay: float = 2.0,
         owner: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
         self.connectors = connectors
@@ -58,6 +61,7 @@ class Driver:
         self.lease_seconds = lease_seconds
         self.batch = batch
         self.retry_delay = retry_delay
+        self.notifier = notifier
         self.owner = owner or f"driver-{secrets.token_hex(6)}"
         self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
@@ -114,6 +118,9 @@ class Driver:
             await asyncio.wait(list(self._inflight))
 
     async def _process(self, request: AuthRequest) -> None:
+        if request.status is not Status.PENDING:
+            await self._notify(request)
+            return
         connector = self.connectors(request.tenant_id, request.connector)
         if connector is None:
             await self.engine.settle(request, Failed(reason="the connector is not configured"))
@@ -147,8 +154,35 @@ class Driver:
                     outcome=str(written.status),
                 )
 
+    async def _notify(self, request: AuthRequest) -> None:
+        """Deliver a due ping/push notification (one attempt per lease)."""
+        store = self.engine.store
+        if self.notifier is None or request.notify_state != "due":
+            await store.transition(_released(request))
+            return
+        try:
+            if request.delivery_mode == "push" and request.status is Status.APPROVED:
+                issued = await self.notifier.build_push(request)
+                if not await store.transition(issued):
+                    return
+                request = issued
+            await store.transition(await self.notifier.attempt(request, self.engine.clock()))
+        except Exception:
+            log.exception("notification_failed", tenant=request.tenant_id)
+
     async def _cancel(self, connector: Connector, request: AuthRequest) -> None:
         try:
             await connector.cancel(request.session or {})
         except Exception:
             log.warning("connector_cancel_failed", connector=request.connector)
+
+
+def _released(request: AuthRequest) -> AuthRequest:
+    """A leased terminal request with nothing (more) to deliver, lease released."""
+    return replace(
+        request,
+        version=request.version + 1,
+        next_poll_at=None,
+        lease_owner=None,
+        lease_until=None,
+    )

@@ -8,19 +8,18 @@ once-only approved -> issued move of the token endpoint.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import structlog
+from msgspec.structs import replace
 
 from ciba_gateway.connector import Outcome, Pending, StartRequest
 from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.flow.notify import needs_notification
 from ciba_gateway.store.base import Store
 
-__all__ = ["FlowEngine", "TerminalHook", "start_request_for"]
-
-TerminalHook = Callable[[AuthRequest], Awaitable[None]]
-"""Called after a request reached a terminal state (ping/push delivery)."""
+__all__ = ["FlowEngine", "start_request_for"]
 
 _CAS_ATTEMPTS = 5
 log = structlog.get_logger("ciba_gateway.flow")
@@ -34,11 +33,9 @@ class FlowEngine:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
-        on_terminal: TerminalHook | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self._on_terminal = on_terminal
 
     async def create(self, request: AuthRequest) -> None:
         """Persist a new pending request."""
@@ -79,12 +76,9 @@ class FlowEngine:
                 return None
             if now >= current.expires_at:
                 return transitions.expire(current, now)
-            return transitions.settle(current, outcome, now)
+            return _with_notification(transitions.settle(current, outcome, now), now)
 
-        written = await self._update(request, step)
-        if written is not None and self._on_terminal is not None:
-            await self._on_terminal(written)
-        return written
+        return await self._update(request, step)
 
     async def settle_by_id(
         self, auth_req_id: str, outcome: Outcome, *, tenant_id: str | None = None
@@ -105,10 +99,7 @@ class FlowEngine:
                 return None
             return transitions.expire(current, now)
 
-        written = await self._update(request, step)
-        if written is not None and self._on_terminal is not None:
-            await self._on_terminal(written)
-        return written
+        return await self._update(request, step)
 
     async def reschedule(
         self, request: AuthRequest, delay: float, pending: Pending | None = None
@@ -128,6 +119,13 @@ class FlowEngine:
         if request.status is not Status.APPROVED:
             return False
         return await self.store.transition(transitions.issue(request))
+
+
+def _with_notification(request: AuthRequest, now: float) -> AuthRequest:
+    """Mark a ping/push outcome as due for delivery right away."""
+    if needs_notification(request):
+        return replace(request, notify_state="due", next_poll_at=now)
+    return request
 
 
 def start_request_for(request: AuthRequest, client_name: str) -> StartRequest:

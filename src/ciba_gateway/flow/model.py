@@ -60,8 +60,11 @@ class AuthRequest(msgspec.Struct, kw_only=True, frozen=True):
     error: str | None = None
     error_description: str | None = None
     decided_at: float | None = None
-    notification: dict[str, Any] | None = None
-    """Pending ping/push delivery state (issue 5)."""
+    notify_state: str | None = None
+    """Ping/push delivery: None (poll, or not yet decided), due, delivered or failed."""
+    notify_attempts: int = 0
+    notify_payload: bytes | None = None
+    """Push mode: the sealed token response, minted once and resent on every retry."""
 
     @property
     def is_terminal(self) -> bool:

@@ -36,7 +36,6 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
     claims = {"sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr"}
     for scope in scopes:
         claims.update(SCOPE_CLAIMS.get(scope, ()))
-    modes = sorted({c.delivery_mode for c in config.clients} or {"poll"})
     details_types = sorted({t for c in connectors for t in c.authorization_details_types})
     user_codes = any(_verifies_user_codes(c) for c in connectors)
     signing = list(config.signing_algs)
@@ -47,7 +46,7 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
         "token_endpoint": tenant.token_endpoint,
         "userinfo_endpoint": tenant.userinfo_endpoint,
         "backchannel_authentication_endpoint": tenant.backchannel_endpoint,
-        "backchannel_token_delivery_modes_supported": modes,
+        "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
         "backchannel_authentication_request_signing_alg_values_supported": signing,
         "backchannel_user_code_parameter_supported": user_codes,
         "grant_types_supported": [CIBA_GRANT],

@@ -44,8 +44,10 @@ class Store(Protocol):
     async def lease_due(
         self, now: float, owner: str, lease_seconds: float, limit: int
     ) -> list[AuthRequest]:
-        """Lease up to ``limit`` pending requests whose ``next_poll_at <= now``.
+        """Lease up to ``limit`` requests whose ``next_poll_at <= now``, earliest first.
 
+        Any status: pending requests are due for a connector poll, terminal ones
+        for a ping/push delivery (``next_poll_at`` is None when nothing is due).
         Leased requests are not returned to another caller until
         ``lease_until`` passes. The returned requests already carry the lease
         (``lease_owner``/``lease_until`` set, ``version`` bumped).

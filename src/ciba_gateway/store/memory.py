@@ -42,7 +42,7 @@ class _Row(NamedTuple):
 
 
 def _due_time(request: AuthRequest) -> float | None:
-    if request.status is not Status.PENDING or request.next_poll_at is None:
+    if request.next_poll_at is None:
         return None
     if request.lease_until is not None and request.lease_until > request.next_poll_at:
         return request.lease_until

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS requests (
     lease_owner  TEXT,
     data         BLOB NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS requests_due ON requests (status, next_poll_at);
+CREATE INDEX IF NOT EXISTS requests_next ON requests (next_poll_at);
 CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
 CREATE TABLE IF NOT EXISTS kv (
     namespace  TEXT NOT NULL,
@@ -69,8 +69,8 @@ UPDATE requests
    SET lease_owner = ?, lease_until = ?, version = version + 1
  WHERE auth_req_id IN (
         SELECT auth_req_id FROM requests
-         WHERE status = 'pending' AND next_poll_at <= ?
-           AND (lease_until IS NULL OR lease_until < ? OR 1)
+         WHERE next_poll_at <= ?
+           AND (lease_until IS NULL OR lease_until < ?)
            AND expires_at >= ?
          ORDER BY next_poll_at
          LIMIT ?)

@@ -85,9 +85,7 @@ class BankIDClient:
         await self._http.aclose()
 
     async def _post(self, path: str, body: msgspec.Struct, answer: type[T] | None) -> T:
-        response = await self._http.post(
-            path, content=msgspec.json.encode(body), headers=_HEADERS
-        )
+        response = await self._http.post(path, content=msgspec.json.encode(body), headers=_HEADERS)
         if not response.is_success:
             raise BankIDError(response)
         if answer is None:

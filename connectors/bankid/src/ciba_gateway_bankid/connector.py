@@ -32,8 +32,8 @@ from ciba_gateway.connector import (
     LoginHint,
     Pending,
     PollResult,
-    StartRequest,
     Started,
+    StartRequest,
     UpstreamRejected,
     UpstreamUnavailable,
     UserBusy,
@@ -372,7 +372,9 @@ class BankIDConnector(BaseConnector):
             if exc.error_code == "invalidparameters":
                 log.info("bankid_cancel_not_pending")
             else:
-                log.warning("bankid_cancel_refused", status=exc.status, error_code=exc.raw_error_code)
+                log.warning(
+                    "bankid_cancel_refused", status=exc.status, error_code=exc.raw_error_code
+                )
         except Exception as exc:
             log.warning("bankid_cancel_failed", error=type(exc).__name__)
         else:

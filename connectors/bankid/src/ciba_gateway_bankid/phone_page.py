@@ -126,7 +126,7 @@ def render_person(personal_number: str, name: str, orders: Sequence[OrderView]) 
         '<div class="card">No pending orders. This page refreshes every 5 seconds.</div>'
     )
     return _page(
-        f"BankID – {name}",
+        f"BankID - {name}",
         f'<h1>{escape(name)}</h1><p class="muted">{pnr}</p>{body}'
         f'<p><a href="{pnr}">Refresh</a> · <a href="../phone">All people</a></p>',
         refresh=None if orders else 5,

@@ -1,0 +1,117 @@
+"""Shared test helpers (constants, fake clock and sleep, request builder) for the BankID tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ciba_gateway_bankid.personnummer import check_digit
+
+from ciba_gateway.connector import LoginHint, StartRequest
+
+BASE_URL = "http://bankid.sim/rp/v6.0"
+
+
+def pnr(first_eleven: str) -> str:
+    """A valid 12-digit personal number from its first eleven digits."""
+    return first_eleven + str(check_digit(first_eleven[2:]))
+
+
+KARL = "199001011239"  # approves at once
+TOLVAN = "191212121212"  # waits for the phone page
+ANNA = pnr("19850505101")  # deny
+BERTIL = pnr("19720315234")  # userCancel
+CECILIA = pnr("19950722345")  # certificateErr
+DAVID = pnr("19680808456")  # startFailed
+EVA = pnr("20010203567")  # expiredTransaction
+FREJ = pnr("19880101678")  # userDeclinedCall
+GUNNAR = pnr("19790412789")  # approves after 10 s, walking two hints
+HELGA = pnr("19911230890")  # notSupportedByUserApp
+NOBODY = pnr("20000101000")  # no persona: a person without BankID
+
+PERSONAS: list[dict[str, Any]] = [
+    {"personal_number": KARL, "given_name": "Karl", "surname": "Karlsson", "outcome": "approve"},
+    {"personal_number": TOLVAN, "given_name": "Tolvan", "surname": "Tolvansson"},
+    {"personal_number": ANNA, "outcome": "deny"},
+    {"personal_number": BERTIL, "outcome": "userCancel"},
+    {"personal_number": CECILIA, "outcome": "certificateErr"},
+    {"personal_number": DAVID, "outcome": "startFailed"},
+    {"personal_number": EVA, "outcome": "expiredTransaction"},
+    {"personal_number": FREJ, "outcome": "userDeclinedCall"},
+    {
+        "personal_number": GUNNAR,
+        "outcome": "approve",
+        "delay": 10,
+        "hints": ["outstandingTransaction", "userSign"],
+    },
+    {"personal_number": HELGA, "outcome": "notSupportedByUserApp"},
+]
+
+
+class FakeClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Sleeps:
+    """An async sleep that records the requested durations and returns at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+class UnusedState:
+    """A ConnectorState the BankID connector never uses."""
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        raise AssertionError("unused")
+
+    async def get(self, key: str) -> bytes | None:
+        raise AssertionError("unused")
+
+    async def take(self, key: str) -> bytes | None:
+        raise AssertionError("unused")
+
+    async def incr(self, key: str, ttl: float) -> int:
+        raise AssertionError("unused")
+
+
+async def no_resolve(ref: str, outcome: Any) -> bool:
+    raise AssertionError("the BankID connector never resolves by callback")
+
+
+async def no_lookup(ref: str) -> StartRequest | None:
+    raise AssertionError("the BankID connector never looks requests up")
+
+
+def start_request(
+    personal_number: str = KARL,
+    *,
+    binding_message: str | None = "A1B2",
+    client_name: str = "Demo Bank",
+    authorization_details: tuple[dict[str, Any], ...] = (),
+    country: str | None = "SE",
+    end_user_ip: str = "198.51.100.4",
+) -> StartRequest:
+    """A StartRequest as the gateway would build it."""
+    return StartRequest(
+        ref="req-1",
+        tenant_id="t1",
+        client_id="c1",
+        client_name=client_name,
+        login_hint=LoginHint(kind="ssn", value=personal_number, country=country),
+        scope=("openid",),
+        binding_message=binding_message,
+        authorization_details=authorization_details,
+        end_user_ip=end_user_ip,
+    )

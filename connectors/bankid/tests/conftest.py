@@ -1,0 +1,98 @@
+"""Fixtures: the BankID simulator served in-process, connectors wired to it, a hand-moved clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from bankid_support import (
+    BASE_URL,
+    PERSONAS,
+    FakeClock,
+    Sleeps,
+    UnusedState,
+    no_lookup,
+    no_resolve,
+)
+from ciba_gateway_bankid.connector import BankIDConnector, Config
+from ciba_gateway_bankid.simulator import BankIDSimulator, SimulatorTransport, create_simulator
+from litestar import Litestar
+
+from ciba_gateway.connector import ConnectorDeps
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def make_simulator(clock: FakeClock, sleeps: Sleeps) -> Callable[..., Litestar]:
+    def factory(**settings: Any) -> Litestar:
+        return create_simulator(settings, clock=clock, sleep=sleeps)
+
+    return factory
+
+
+@pytest.fixture
+def app(make_simulator: Callable[..., Litestar]) -> Litestar:
+    return make_simulator(personas=PERSONAS)
+
+
+@pytest.fixture
+def sim(app: Litestar) -> BankIDSimulator:
+    return app.state.bankid  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    transport = SimulatorTransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bankid.sim") as client:
+        yield client
+
+
+@pytest.fixture
+def deps(clock: FakeClock) -> ConnectorDeps:
+    return ConnectorDeps(
+        tenant_id="t1",
+        instance_name="bankid",
+        base_url="http://gw.test/t1/bankid",
+        state=UnusedState(),
+        resolve=no_resolve,
+        lookup=no_lookup,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+async def make_connector(
+    app: Litestar, deps: ConnectorDeps, sleeps: Sleeps
+) -> AsyncIterator[Callable[..., BankIDConnector]]:
+    made: list[BankIDConnector] = []
+
+    def factory(
+        transport: httpx.AsyncBaseTransport | None = None, **config: Any
+    ) -> BankIDConnector:
+        settings = msgspec.convert({"base_url": BASE_URL, **config}, Config)
+        connector = BankIDConnector(
+            settings, deps, transport=transport or SimulatorTransport(app), sleep=sleeps
+        )
+        made.append(connector)
+        return connector
+
+    yield factory
+    for connector in made:
+        await connector.aclose()
+
+
+@pytest.fixture
+def connector(make_connector: Callable[..., BankIDConnector]) -> BankIDConnector:
+    return make_connector()

@@ -1,0 +1,165 @@
+"""Ping and push delivery of terminal outcomes (CIBA Core 1.0 sections 10.2 and 10.3).
+
+A notification is due work stored with its request (``notify_state = "due"``,
+``next_poll_at`` = when to try), so it is leased by the same background
+driver, survives restarts and is attempted by one replica at a time. Each
+attempt POSTs JSON with ``Authorization: Bearer <client_notification_token>``:
+
+- ping: ``{"auth_req_id": ...}``; the client then redeems at the token endpoint;
+- push: the token response (minted once, kept sealed with the request so every
+  retry sends the same tokens) or ``{auth_req_id, error, error_description}``.
+
+A 2xx ends delivery (``delivered``); it is recorded at once, so a delivered
+notification is not sent again (a crash in the instant between the 2xx and
+that write is the only window for a repeat). Timeouts, connection errors and
+5xx are retried with exponential backoff (tenacity's ``wait_exponential``),
+bounded by ``max_attempts``; any other status, including redirects, which are
+never followed, stops delivery (``failed``). A request that expired without an
+outcome is not notified: the client knows its own expiry. Logs of attempts
+never contain tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+from msgspec.structs import replace
+from tenacity import wait_exponential
+
+from ciba_gateway.flow.model import AuthRequest, Status
+
+__all__ = ["DeliveryPolicy", "Notifier", "PushPayloadBuilder", "needs_notification"]
+
+log = structlog.get_logger("ciba_gateway.notify")
+
+PushPayloadBuilder = Callable[[AuthRequest], Awaitable[AuthRequest]]
+"""For an approved push request: mint its tokens and return the request moved to
+``issued`` with the sealed token response in ``notify_payload`` (not yet written;
+the driver writes it with compare-and-set before the first attempt)."""
+
+PayloadOpener = Callable[[AuthRequest], bytes]
+"""Returns the stored (sealed) push payload of an issued request in clear."""
+
+
+class _Attempt:
+    """The minimal retry state tenacity's wait strategies read."""
+
+    def __init__(self, attempt_number: int) -> None:
+        self.attempt_number = attempt_number
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """Timeouts and retry bounds for notification delivery."""
+
+    timeout: float = 5.0
+    max_attempts: int = 6
+    initial_wait: float = 1.0
+    max_wait: float = 60.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after ``attempts`` failed attempts (exponential, capped)."""
+        wait = wait_exponential(multiplier=self.initial_wait, max=self.max_wait)
+        return float(wait(_Attempt(attempts)))  # type: ignore[arg-type]
+
+
+def needs_notification(request: AuthRequest) -> bool:
+    """Ping/push clients are notified of every outcome except a lifetime expiry."""
+    if request.delivery_mode == "poll" or not request.is_terminal:
+        return False
+    decided = request.decided_at if request.decided_at is not None else request.expires_at
+    return not (request.status is Status.EXPIRED and decided >= request.expires_at)
+
+
+class Notifier:
+    """Delivers due notifications; one instance per gateway process."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        endpoint_for: Callable[[AuthRequest], str | None],
+        build_push: PushPayloadBuilder,
+        open_push: PayloadOpener,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        self.http = http
+        self.endpoint_for = endpoint_for
+        self.build_push = build_push
+        self.open_push = open_push
+        self.policy = policy or DeliveryPolicy()
+
+    def _payload(self, request: AuthRequest) -> bytes:
+        if request.delivery_mode == "ping":
+            return msgspec.json.encode({"auth_req_id": request.auth_req_id})
+        if request.status is Status.ISSUED:
+            return self.open_push(request)
+        body: dict[str, Any] = {"auth_req_id": request.auth_req_id, "error": request.error}
+        if request.error_description:
+            body["error_description"] = request.error_description
+        return msgspec.json.encode(body)
+
+    async def attempt(self, request: AuthRequest, now: float) -> AuthRequest:
+        """Try once; return the next version of the request (delivered, retry later, failed)."""
+        endpoint = self.endpoint_for(request)
+        fields = {
+            "tenant": request.tenant_id,
+            "client_id": request.client_id,
+            "mode": request.delivery_mode,
+            "attempt": request.notify_attempts + 1,
+        }
+        if endpoint is None or not request.client_notification_token:
+            log.warning("notification_dropped", reason="no endpoint or token", **fields)
+            return self._finish(request, "failed")
+        try:
+            response = await self.http.post(
+                endpoint,
+                content=self._payload(request),
+                headers={
+                    "Authorization": f"Bearer {request.client_notification_token}",
+                    "Content-Type": "application/json",
+                },
+                timeout=self.policy.timeout,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("notification_attempt", outcome="error", error=type(exc).__name__, **fields)
+            return self._retry_or_fail(request, now)
+        status = response.status_code
+        if 200 <= status < 300:
+            log.info("notification_attempt", outcome="delivered", status=status, **fields)
+            return self._finish(request, "delivered")
+        if status >= 500:
+            log.warning("notification_attempt", outcome="retry", status=status, **fields)
+            return self._retry_or_fail(request, now)
+        log.warning("notification_attempt", outcome="refused", status=status, **fields)
+        return self._finish(request, "failed")
+
+    def _finish(self, request: AuthRequest, state: str) -> AuthRequest:
+        return replace(
+            request,
+            version=request.version + 1,
+            notify_state=state,
+            notify_attempts=request.notify_attempts + 1,
+            next_poll_at=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+
+    def _retry_or_fail(self, request: AuthRequest, now: float) -> AuthRequest:
+        attempts = request.notify_attempts + 1
+        if attempts >= self.policy.max_attempts:
+            log.warning("notification_gave_up", tenant=request.tenant_id, attempts=attempts)
+            return self._finish(request, "failed")
+        return replace(
+            request,
+            version=request.version + 1,
+            notify_attempts=attempts,
+            next_poll_at=now + self.policy.delay(attempts),
+            lease_owner=None,
+            lease_until=None,
+        )

@@ -1,0 +1,56 @@
+"""What the notifier needs from the protocol layer: push token minting and endpoints.
+
+The push token response is minted once (CIBA Core 10.3.1: the ID token carries
+``urn:openid:params:jwt:claim:auth_req_id`` and ``at_hash``; no refresh token is
+issued, so no ``rt_hash``) and kept with the request, sealed (AES-GCM) under a
+key derived from the tenant's subject salt and the auth_req_id, until delivered.
+"""
+
+from __future__ import annotations
+
+import msgspec
+from msgspec.structs import replace
+
+from ciba_gateway.flow import transitions
+from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.protocol.context import Gateway, TenantContext
+from ciba_gateway.protocol.token import issue_tokens
+from ciba_gateway.tokens import seal, unseal
+
+__all__ = ["PushHooks"]
+
+
+class PushHooks:
+    """Notifier callbacks bound to one Gateway."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._by_id = {t.id: t for t in gateway.tenants.values()}
+
+    def _tenant(self, request: AuthRequest) -> TenantContext:
+        return self._by_id[request.tenant_id]
+
+    def _key(self, request: AuthRequest) -> str:
+        tenant = self._tenant(request).config
+        return f"push:{tenant.id}:{tenant.subject.salt}:{request.auth_req_id}"
+
+    def endpoint_for(self, request: AuthRequest) -> str | None:
+        """The client's notification endpoint, or None when it is gone from the config."""
+        tenant = self._by_id.get(request.tenant_id)
+        client = tenant.config.client(request.client_id) if tenant else None
+        return client.notification_endpoint if client else None
+
+    async def build_push(self, request: AuthRequest) -> AuthRequest:
+        """Mint the push token response; return the issued request carrying it sealed."""
+        tenant = self._tenant(request)
+        client = tenant.config.client(request.client_id)
+        if client is None:
+            raise LookupError("the client is no longer configured")
+        body = await issue_tokens(self.gateway, tenant, client, request, push=True)
+        payload = msgspec.json.encode({**body, "auth_req_id": request.auth_req_id})
+        return replace(transitions.issue(request), notify_payload=seal(self._key(request), payload))
+
+    def open_push(self, request: AuthRequest) -> bytes:
+        """The stored push payload in clear."""
+        assert request.notify_payload is not None
+        return unseal(self._key(request), request.notify_payload)
