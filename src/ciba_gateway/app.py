@@ -1,28 +1,39 @@
 """The composition root: ``create_app(config)`` builds the Litestar app; nothing imports it.
 
 Signing keys are loaded (or generated) when the app is built, so a bad key
-fails fast. The store, connectors and background driver live in the lifespan:
-opened on startup, closed on shutdown (leases released).
+fails fast. The store, connectors, notifier and background driver live in the
+lifespan: opened on startup, closed on shutdown (driver stopped, leases
+released). The current tenant set is an immutable ``Gateway`` on
+``app.state.gateway``; a reload (SIGHUP, see ``Runtime.reload``) builds a new
+one and swaps it, so requests in flight finish on the one they started with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import structlog
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.handlers import asgi
+from litestar.middleware import DefineMiddleware
 
+from ciba_gateway.config.load import load_config
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, load_registry
+from ciba_gateway.errors import ConfigError
 from ciba_gateway.flow.adapters import connector_deps
 from ciba_gateway.flow.driver import Driver
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.flow.notify import DeliveryPolicy, Notifier
+from ciba_gateway.metrics import Metrics
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.protocol.push import PushHooks
@@ -34,30 +45,36 @@ from ciba_gateway.web.callbacks import connector_callback
 from ciba_gateway.web.endpoints import ROUTE_HANDLERS
 from ciba_gateway.web.responses import EXCEPTION_HANDLERS
 
-__all__ = ["create_app"]
+__all__ = ["Runtime", "create_app"]
 
 log = structlog.get_logger("ciba_gateway.app")
 PURGE_EVERY = 60.0
+RETIRE_CONNECTORS_AFTER = 30.0
+"""Seconds a reload waits before closing the connectors it replaced (in-flight calls)."""
 
 
 def _build_connectors(
     config: GatewayConfig, registry: ConnectorRegistry, engine: FlowEngine
 ) -> dict[str, dict[str, Connector]]:
     built: dict[str, dict[str, Connector]] = {}
-    for tenant in config.tenants:
-        names = {c.client_id: c.display_name for c in tenant.clients}
-        instances: dict[str, Connector] = {}
-        for name, instance in tenant.connectors.items():
-            cls = registry.connector(instance.type)
-            deps = connector_deps(
-                engine,
-                tenant_id=tenant.id,
-                instance_name=name,
-                base_url=f"{tenant.issuer.rstrip('/')}/{name}",
-                client_names=names,
-            )
-            instances[name] = cls(instance.settings, deps)
-        built[tenant.id] = instances
+    try:
+        for tenant in config.tenants:
+            names = {c.client_id: c.display_name for c in tenant.clients}
+            instances: dict[str, Connector] = {}
+            built[tenant.id] = instances
+            for name, instance in tenant.connectors.items():
+                cls = registry.connector(instance.type)
+                deps = connector_deps(
+                    engine,
+                    tenant_id=tenant.id,
+                    instance_name=name,
+                    base_url=f"{tenant.issuer.rstrip('/')}/{name}",
+                    client_names=names,
+                )
+                instances[name] = cls(instance.settings, deps)
+    except BaseException:
+        _schedule_close(built, delay=0)
+        raise
     return built
 
 
@@ -68,6 +85,144 @@ async def _close_all(connectors: dict[str, dict[str, Connector]]) -> None:
                 await connector.aclose()
             except Exception:
                 log.warning("connector_close_failed", connector=type(connector).__name__)
+
+
+def _schedule_close(connectors: dict[str, dict[str, Connector]], delay: float) -> None:
+    async def later() -> None:
+        await asyncio.sleep(delay)
+        await _close_all(connectors)
+
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing was opened
+        asyncio.get_running_loop().create_task(later())
+
+
+class Runtime:
+    """The long-lived parts of one app: store, engine, driver, notifier, metrics.
+
+    Held on ``app.state.runtime``; owns the swap of ``app.state.gateway``.
+    """
+
+    def __init__(
+        self,
+        state: State,
+        config: GatewayConfig,
+        *,
+        registry: ConnectorRegistry,
+        store: Store,
+        keys: dict[str, TenantKeys],
+        clock: Callable[[], float],
+        metrics: Metrics,
+        config_path: Path | None,
+    ) -> None:
+        self.state = state
+        self.config = config
+        self.registry = registry
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.metrics = metrics
+        self.config_path = config_path
+        self.engine = FlowEngine(store, clock=clock, metrics=metrics)
+        self.connectors: dict[str, dict[str, Connector]] = {}
+        self.http: httpx.AsyncClient | None = None
+        self.jwks_cache: JwksCache | None = None
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.state.gateway
+
+    def _gateway(
+        self,
+        config: GatewayConfig,
+        keys: dict[str, TenantKeys],
+        connectors: dict[str, dict[str, Connector]],
+    ) -> Gateway:
+        assert self.jwks_cache is not None
+        return Gateway(
+            config=config,
+            tenants={
+                t.mount.strip("/"): TenantContext(
+                    config=t, keys=keys[t.id], connectors=connectors[t.id]
+                )
+                for t in config.tenants
+            },
+            engine=self.engine,
+            jwks_cache=self.jwks_cache,
+            clock=self.clock,
+        )
+
+    def connector(self, tenant_id: str, name: str) -> Connector | None:
+        """The current connector instance (the driver looks it up on every poll)."""
+        return self.gateway.connector(tenant_id, name)
+
+    async def start(self, *, run_driver: bool, driver_tick: float, lease_seconds: float) -> None:
+        await self.store.open()
+        self.http = build_client("")
+        self.jwks_cache = JwksCache(self.http, clock=self.clock)
+        self.connectors = _build_connectors(self.config, self.registry, self.engine)
+        self.state.gateway = self._gateway(self.config, self.keys, self.connectors)
+        hooks = PushHooks(lambda: self.state.gateway)
+        policy = self.config.notifications
+        notifier = Notifier(
+            self.http,
+            endpoint_for=hooks.endpoint_for,
+            build_push=hooks.build_push,
+            open_push=hooks.open_push,
+            policy=DeliveryPolicy(
+                timeout=policy.timeout,
+                max_attempts=policy.max_attempts,
+                initial_wait=policy.initial_wait,
+                max_wait=policy.max_wait,
+            ),
+            metrics=self.metrics,
+        )
+        self.driver = Driver(
+            self.engine,
+            self.connector,
+            tick=driver_tick,
+            lease_seconds=lease_seconds,
+            notifier=notifier,
+        )
+        self.state.driver = self.driver
+        if run_driver:
+            self.driver.start()
+
+    async def stop(self) -> None:
+        await self.driver.stop()
+        await _close_all(self.connectors)
+        if self.http is not None:
+            await self.http.aclose()
+        await self.store.close()
+
+    async def reload(self) -> bool:
+        """Re-read the config file and swap tenants, clients, routes, keys and connectors.
+
+        An invalid config is refused: every problem is logged and the running
+        config keeps serving. Store, server and simulator settings need a restart.
+        """
+        if self.config_path is None:
+            log.warning("reload_refused", reason="the app was not started from a config file")
+            return False
+        try:
+            config = load_config(self.config_path, registry=self.registry)
+            if config.store != self.config.store:
+                log.error("reload_refused", reason="store settings change needs a restart")
+                return False
+            keys = {t.id: load_tenant_keys(t) for t in config.tenants}
+            connectors = _build_connectors(config, self.registry, self.engine)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload_refused", path=problem.path, problem=problem.message)
+            return False
+        except Exception as exc:
+            log.error("reload_refused", error=type(exc).__name__, detail=str(exc))
+            return False
+        old = self.connectors
+        self.config, self.keys, self.connectors = config, keys, connectors
+        self.state.gateway = self._gateway(config, keys, connectors)
+        _schedule_close(old, delay=RETIRE_CONNECTORS_AFTER)
+        log.info("config_reloaded", tenants=len(config.tenants))
+        return True
 
 
 async def _purge_loop(store: Store, clock: Callable[[], float]) -> None:
@@ -96,76 +251,69 @@ def create_app(
     clock: Callable[[], float] = time.time,
     run_driver: bool = True,
     driver_tick: float = 0.2,
+    lease_seconds: float = 15.0,
+    config_path: str | Path | None = None,
 ) -> Litestar:
     """Build the gateway app for ``config``.
 
     ``registry`` defaults to the installed plugins; ``store`` to the configured
     one; ``run_driver=False`` leaves polling to the caller (tests drive
-    ``app.state.driver.run_once()`` themselves).
+    ``app.state.driver.run_once()`` themselves). With ``config_path`` the app
+    reloads that file on SIGHUP.
     """
     registry = registry or load_registry()
     keys: dict[str, TenantKeys] = {t.id: load_tenant_keys(t) for t in config.tenants}
     the_store = store or create_store(config.store)
+    metrics = Metrics()
+    path = Path(config_path) if config_path is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await the_store.open()
-        engine = FlowEngine(the_store, clock=clock)
-        connectors = _build_connectors(config, registry, engine)
-        http = build_client("")
-        gateway = Gateway(
-            config=config,
-            tenants={
-                t.mount.strip("/"): TenantContext(
-                    config=t, keys=keys[t.id], connectors=connectors[t.id]
-                )
-                for t in config.tenants
-            },
-            engine=engine,
-            jwks_cache=JwksCache(http, clock=clock),
+        runtime = Runtime(
+            app.state,
+            config,
+            registry=registry,
+            store=the_store,
+            keys=keys,
             clock=clock,
+            metrics=metrics,
+            config_path=path,
         )
-        hooks = PushHooks(gateway)
-        notifications = config.notifications
-        notifier = Notifier(
-            http,
-            endpoint_for=hooks.endpoint_for,
-            build_push=hooks.build_push,
-            open_push=hooks.open_push,
-            policy=DeliveryPolicy(
-                timeout=notifications.timeout,
-                max_attempts=notifications.max_attempts,
-                initial_wait=notifications.initial_wait,
-                max_wait=notifications.max_wait,
-            ),
+        app.state.runtime = runtime
+        await runtime.start(
+            run_driver=run_driver, driver_tick=driver_tick, lease_seconds=lease_seconds
         )
-        driver = Driver(engine, gateway.connector, tick=driver_tick, notifier=notifier)
-        app.state.gateway = gateway
-        app.state.driver = driver
-        if run_driver:
-            driver.start()
+        loop = asyncio.get_running_loop()
+        on_hup = False
+        if path is not None:
+            try:
+                loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(runtime.reload()))
+                on_hup = True
+            except (ValueError, RuntimeError):  # not the main thread (embedded, tests)
+                log.info("sighup_reload_unavailable")
         purge = asyncio.create_task(_purge_loop(the_store, clock))
         try:
             yield
         finally:
+            if on_hup:
+                loop.remove_signal_handler(signal.SIGHUP)
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
-            await driver.stop()
-            await _close_all(connectors)
-            await http.aclose()
-            await the_store.close()
+            await runtime.stop()
             app.state.gateway = None
 
     handlers: list[Any] = [*ROUTE_HANDLERS, connector_callback]
     for sim in config.simulators:
         factory = registry.simulators[sim.type]
         handlers.append(_mount(sim.mount, factory(sim.settings)))
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[AccessLogMiddleware],
+        middleware=[DefineMiddleware(AccessLogMiddleware, metrics=metrics)],
         openapi_config=None,
         debug=False,
     )
+    app.state.metrics = metrics
+    return app

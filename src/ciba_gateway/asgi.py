@@ -19,4 +19,4 @@ def app_from_env() -> Litestar:
     path = os.environ["CIBA_GATEWAY_CONFIG"]
     config = load_config(path, registry=load_registry())
     configure_logging(config.logging.format, config.logging.level)
-    return create_app(config)
+    return create_app(config, config_path=path)

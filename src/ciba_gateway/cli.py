@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "PS256", "EdDSA"])
     gen.add_argument("--kid", required=True)
 
+    reload = sub.add_parser("reload", help="ask a running gateway to reload its config (SIGHUP)")
+    reload.add_argument("pid", type=int, help="process id of `ciba-gateway serve`")
+
     sim = sub.add_parser("simulate", help="run an upstream simulator on its own")
     sim.add_argument("name", help="simulator type, e.g. bankid")
     sim.add_argument("--port", type=int, default=8090)
@@ -64,6 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "reload":
+        import signal
+
+        try:
+            os.kill(args.pid, signal.SIGHUP)
+        except ProcessLookupError:
+            print(f"no process {args.pid}", file=sys.stderr)
+            return 1
+        return 0
     return 2
 
 
@@ -95,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else config.server.port
     workers = args.workers or config.server.workers
     os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+    _exit_cleanly_on_sigterm()
     uvicorn.run(
         "ciba_gateway.asgi:app_from_env",
         factory=True,
@@ -106,6 +119,18 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
     )
     return 0
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Exit 0 after a graceful SIGTERM shutdown.
+
+    uvicorn catches SIGTERM, drains in-flight requests, runs the lifespan
+    shutdown (driver stopped, leases released), then re-raises the signal with
+    the previous handler restored; this handler turns that into a clean exit.
+    """
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -133,7 +133,8 @@ class Driver:
             await self.engine.reschedule(request, request.expires_at - self.engine.clock())
             return
         try:
-            result = await connector.poll(request.session)
+            async with self.engine.metrics.upstream(request.connector, "poll"):
+                result = await connector.poll(request.session)
         except UpstreamUnavailable as exc:
             log.warning("upstream_unavailable", connector=request.connector, reason=exc.description)
             await self.engine.reschedule(request, self.retry_delay)
@@ -145,14 +146,7 @@ class Driver:
         if isinstance(result, Pending):
             await self.engine.reschedule(request, result.poll_after, result)
         elif isinstance(result, Approved | Denied | Expired | Failed):
-            written = await self.engine.settle(request, result)
-            if written is not None:
-                log.info(
-                    "flow_finished",
-                    tenant=request.tenant_id,
-                    connector=request.connector,
-                    outcome=str(written.status),
-                )
+            await self.engine.settle(request, result)
 
     async def _notify(self, request: AuthRequest) -> None:
         """Deliver a due ping/push notification (one attempt per lease)."""
@@ -172,7 +166,8 @@ class Driver:
 
     async def _cancel(self, connector: Connector, request: AuthRequest) -> None:
         try:
-            await connector.cancel(request.session or {})
+            async with self.engine.metrics.upstream(request.connector, "cancel"):
+                await connector.cancel(request.session or {})
         except Exception:
             log.warning("connector_cancel_failed", connector=request.connector)
 

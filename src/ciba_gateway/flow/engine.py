@@ -17,6 +17,7 @@ from ciba_gateway.connector import Outcome, Pending, StartRequest
 from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.flow.notify import needs_notification
+from ciba_gateway.metrics import Metrics
 from ciba_gateway.store.base import Store
 
 __all__ = ["FlowEngine", "start_request_for"]
@@ -33,9 +34,24 @@ class FlowEngine:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
+        self.metrics = metrics or Metrics()
+
+    def _finished(self, written: AuthRequest | None) -> AuthRequest | None:
+        if written is not None:
+            self.metrics.flows_finished.labels(
+                written.tenant_id, written.connector, str(written.status)
+            ).inc()
+            log.info(
+                "flow_finished",
+                tenant=written.tenant_id,
+                connector=written.connector,
+                outcome=str(written.status),
+            )
+        return written
 
     async def create(self, request: AuthRequest) -> None:
         """Persist a new pending request."""
@@ -78,7 +94,7 @@ class FlowEngine:
                 return transitions.expire(current, now)
             return _with_notification(transitions.settle(current, outcome, now), now)
 
-        return await self._update(request, step)
+        return self._finished(await self._update(request, step))
 
     async def settle_by_id(
         self, auth_req_id: str, outcome: Outcome, *, tenant_id: str | None = None
@@ -99,7 +115,7 @@ class FlowEngine:
                 return None
             return transitions.expire(current, now)
 
-        return await self._update(request, step)
+        return self._finished(await self._update(request, step))
 
     async def reschedule(
         self, request: AuthRequest, delay: float, pending: Pending | None = None

@@ -32,6 +32,7 @@ from msgspec.structs import replace
 from tenacity import wait_exponential
 
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.metrics import Metrics
 
 __all__ = ["DeliveryPolicy", "Notifier", "PushPayloadBuilder", "needs_notification"]
 
@@ -87,12 +88,17 @@ class Notifier:
         build_push: PushPayloadBuilder,
         open_push: PayloadOpener,
         policy: DeliveryPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.http = http
         self.endpoint_for = endpoint_for
         self.build_push = build_push
         self.open_push = open_push
         self.policy = policy or DeliveryPolicy()
+        self.metrics = metrics or Metrics()
+
+    def _count(self, request: AuthRequest, outcome: str) -> None:
+        self.metrics.notifications.labels(request.tenant_id, request.delivery_mode, outcome).inc()
 
     def _payload(self, request: AuthRequest) -> bytes:
         if request.delivery_mode == "ping":
@@ -128,15 +134,19 @@ class Notifier:
             )
         except httpx.HTTPError as exc:
             log.warning("notification_attempt", outcome="error", error=type(exc).__name__, **fields)
+            self._count(request, "error")
             return self._retry_or_fail(request, now)
         status = response.status_code
         if 200 <= status < 300:
             log.info("notification_attempt", outcome="delivered", status=status, **fields)
+            self._count(request, "delivered")
             return self._finish(request, "delivered")
         if status >= 500:
             log.warning("notification_attempt", outcome="retry", status=status, **fields)
+            self._count(request, "server_error")
             return self._retry_or_fail(request, now)
         log.warning("notification_attempt", outcome="refused", status=status, **fields)
+        self._count(request, "refused")
         return self._finish(request, "failed")
 
     def _finish(self, request: AuthRequest, state: str) -> AuthRequest:

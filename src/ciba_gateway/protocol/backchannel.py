@@ -352,8 +352,10 @@ async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
         end_user_ip=req.end_user_ip,
     )
     connector = req.connector
+    metrics = gw.engine.metrics
     try:
-        started = await connector.start(start)
+        async with metrics.upstream(req.route.connector, "start"):
+            started = await connector.start(start)
     except ConnectorError as exc:
         raise connector_error_to_oauth(exc) from exc
     interval = tenant.config.lifetimes.poll_interval
@@ -386,6 +388,7 @@ async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
         # The upstream order exists but we could not record it: do not leave it running.
         await connector.cancel(started.session)
         raise
+    metrics.flows_started.labels(tenant.id, req.route.connector).inc()
     body: dict[str, Any] = {"auth_req_id": auth_req_id, "expires_in": req.expires_in}
     if client.delivery_mode != "push":
         body["interval"] = interval

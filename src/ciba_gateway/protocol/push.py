@@ -8,6 +8,8 @@ key derived from the tenant's subject salt and the auth_req_id, until delivered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 from msgspec.structs import replace
 
@@ -21,14 +23,22 @@ __all__ = ["PushHooks"]
 
 
 class PushHooks:
-    """Notifier callbacks bound to one Gateway."""
+    """Notifier callbacks reading the current Gateway (it changes on reload)."""
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-        self._by_id = {t.id: t for t in gateway.tenants.values()}
+    def __init__(self, current: Callable[[], Gateway]) -> None:
+        self.current = current
+
+    def _find(self, request: AuthRequest) -> TenantContext | None:
+        for tenant in self.current().tenants.values():
+            if tenant.id == request.tenant_id:
+                return tenant
+        return None
 
     def _tenant(self, request: AuthRequest) -> TenantContext:
-        return self._by_id[request.tenant_id]
+        tenant = self._find(request)
+        if tenant is None:
+            raise LookupError("the tenant is no longer configured")
+        return tenant
 
     def _key(self, request: AuthRequest) -> str:
         tenant = self._tenant(request).config
@@ -36,7 +46,7 @@ class PushHooks:
 
     def endpoint_for(self, request: AuthRequest) -> str | None:
         """The client's notification endpoint, or None when it is gone from the config."""
-        tenant = self._by_id.get(request.tenant_id)
+        tenant = self._find(request)
         client = tenant.config.client(request.client_id) if tenant else None
         return client.notification_endpoint if client else None
 
@@ -46,7 +56,7 @@ class PushHooks:
         client = tenant.config.client(request.client_id)
         if client is None:
             raise LookupError("the client is no longer configured")
-        body = await issue_tokens(self.gateway, tenant, client, request, push=True)
+        body = await issue_tokens(self.current(), tenant, client, request, push=True)
         payload = msgspec.json.encode({**body, "auth_req_id": request.auth_req_id})
         return replace(transitions.issue(request), notify_payload=seal(self._key(request), payload))
 

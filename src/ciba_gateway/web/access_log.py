@@ -7,6 +7,8 @@ from typing import Any
 
 import structlog
 
+from ciba_gateway.metrics import Metrics
+
 __all__ = ["AccessLogMiddleware"]
 
 log = structlog.get_logger("ciba_gateway.access")
@@ -19,8 +21,9 @@ class AccessLogMiddleware:
     URL (connector callback tokens) reaches the log: only its first segment.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -40,14 +43,18 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
+            seconds = time.perf_counter() - started
+            endpoint = _endpoint(scope["path"], fields.get("tenant"))
             log.info(
                 "request",
                 method=scope["method"],
-                endpoint=_endpoint(scope["path"], fields.get("tenant")),
+                endpoint=endpoint,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 **fields,
             )
+            if self.metrics is not None:
+                self.metrics.observe_request(fields.get("tenant"), endpoint, status, seconds)
 
 
 def _endpoint(path: str, tenant: str | None) -> str:

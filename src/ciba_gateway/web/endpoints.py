@@ -8,6 +8,7 @@ from litestar import Request, Response, get, post, route
 from litestar.params import FromPath
 
 from ciba_gateway.errors import InvalidRequestError
+from ciba_gateway.metrics import CONTENT_TYPE
 from ciba_gateway.protocol import backchannel, discovery, token
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import parse_form
@@ -114,10 +115,35 @@ async def readyz(request: AnyRequest) -> Response[bytes]:
         store_ok = await gateway.store.ping()
     except Exception:
         store_ok = False
-    checks = {"store": store_ok, "tenants": len(gateway.tenants)}
-    return json_response(
-        {"status": "ok" if store_ok else "unavailable", "checks": checks}, 200 if store_ok else 503
+    tenants = {
+        t.id: {
+            "keys": len(t.keys.jwks()["keys"]),
+            "connectors": sorted(t.connectors),
+        }
+        for t in gateway.tenants.values()
+    }
+    connectors_ok = all(
+        set(t.connectors) == set(t.config.connectors) for t in gateway.tenants.values()
     )
+    ready = store_ok and connectors_ok
+    body = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {"store": store_ok, "connectors": connectors_ok, "tenants": tenants},
+    }
+    return json_response(body, 200 if ready else 503)
+
+
+@get("/metrics")
+async def metrics(request: AnyRequest) -> Response[bytes]:
+    """Prometheus text exposition of this process's metrics."""
+    registry = request.app.state.metrics
+    gateway: Gateway | None = getattr(request.app.state, "gateway", None)
+    if gateway is not None:
+        try:
+            registry.pending.set(await gateway.store.count_pending())
+        except Exception:
+            registry.pending.set(float("nan"))
+    return Response(registry.render(), media_type=CONTENT_TYPE)
 
 
 ROUTE_HANDLERS = [
@@ -128,4 +154,5 @@ ROUTE_HANDLERS = [
     userinfo,
     healthz,
     readyz,
+    metrics,
 ]

@@ -1,0 +1,489 @@
+"""The Freja eID connector: CIBA requests to Freja eID authentications.
+
+``start`` sends ``initAuthentication`` (userInfoType from the login hint, minimum
+registration level from the config raised by acr_values), ``poll`` reads
+``getOneResult`` at Freja's pace and verifies the signed ``details`` of an approval,
+``cancel`` cancels. README.md documents the config and every mapping.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, ClassVar, Literal
+
+import httpx
+import msgspec
+import structlog
+from msgspec import Meta
+
+from ciba_gateway.connector import (
+    Approved,
+    BaseConnector,
+    ConnectorDeps,
+    Denied,
+    Expired,
+    Failed,
+    HttpSettings,
+    Identity,
+    InvalidHint,
+    LoginHint,
+    Pending,
+    PollResult,
+    Started,
+    StartRequest,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UserNotFound,
+    build_client,
+    is_transient,
+    retrying,
+)
+from ciba_gateway_freja.client import FrejaClient, FrejaError, FrejaProtocolError
+from ciba_gateway_freja.details import (
+    DetailsError,
+    Expected,
+    TrustStore,
+    VerifiedApproval,
+    verify_details,
+)
+from ciba_gateway_freja.wire import (
+    ERROR_MESSAGES,
+    LEVELS,
+    Attribute,
+    AttributeRequest,
+    AuthResult,
+    InitAuthRequest,
+    Level,
+    decode_ssn_user_info,
+    encode_ssn_user_info,
+    level_rank,
+)
+
+__all__ = ["Config", "FrejaConnector", "LevelAcrs", "TrustedCertConfig"]
+
+Sleep = Callable[[float], Awaitable[None]]
+
+DEFAULT_ATTRIBUTES: tuple[Attribute, ...] = (
+    "BASIC_USER_INFO",
+    "SSN",
+    "DATE_OF_BIRTH",
+    "EMAIL_ADDRESS",
+    "ALL_PHONE_NUMBERS",
+    "REGISTRATION_LEVEL",
+    "RELYING_PARTY_USER_ID",
+)
+"""What is asked for unless the config says otherwise (README.md, "Identity")."""
+
+DEFAULT_SSN_SCHEMES: dict[str, str] = {
+    "SE": "se-pnr",
+    "NO": "no-fnr",
+    "DK": "dk-cpr",
+    "FI": "fi-hetu",
+}
+"""Identity schemes per SSN country; ``se-pnr`` is the BankID connector's scheme too."""
+
+
+class TrustedCertConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A trusted signing certificate with the ``kid`` a JWS header may name it by."""
+
+    cert: Annotated[str, Meta(min_length=1)]
+    """A PEM file path or an inline PEM."""
+    kid: Annotated[str, Meta(min_length=1)] | None = None
+
+
+class LevelAcrs(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``acr`` of an identity at each registration level."""
+
+    BASIC: str = "urn:grn:authn:se:frejaid:basic"
+    EXTENDED: str = "urn:grn:authn:se:frejaid:extended"
+    PLUS: str = "urn:grn:authn:se:frejaid:plus"
+
+    def for_level(self, level: Level) -> str:
+        """The acr of ``level``."""
+        return str(getattr(self, level))
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``freja`` connector's settings in a tenant's YAML (documented in README.md)."""
+
+    base_url: Annotated[str, Meta(pattern=r"^https?://")]
+    """Service root, e.g. ``https://services.test.frejaeid.com``."""
+    trusted_certs: Annotated[tuple[str | TrustedCertConfig, ...], Meta(min_length=1)]
+    """Freja's JWS signing certificate(s): PEM paths, inline PEMs or ``{cert, kid}``."""
+    http: HttpSettings = msgspec.field(default_factory=HttpSettings)
+    """Timeouts, mTLS (the RP certificate, Freja's pinned root) and retry attempts."""
+    relying_party_id: Annotated[str, Meta(min_length=1)] | None = None
+    """Sent as ``&relyingPartyId=`` by integrator RPs acting for another RP."""
+    min_registration_level: Level = "EXTENDED"
+    attributes_to_return: tuple[Attribute, ...] = DEFAULT_ATTRIBUTES
+    acr_levels: dict[str, Level] = msgspec.field(default_factory=dict)
+    """Requested acr -> minimum registration level (adds to the inverse of ``level_acrs``)."""
+    level_acrs: LevelAcrs = msgspec.field(default_factory=LevelAcrs)
+    amr: tuple[str, ...] = ("freja",)
+    user_confirmation_method: Literal["DEFAULT", "DEFAULT_AND_FACE"] | None = None
+    """``DEFAULT_AND_FACE`` makes Freja require a face scan and adds ``face`` to amr."""
+    poll_interval: Annotated[float, Meta(ge=1.0, le=60.0)] = 3.0
+    """Seconds between two getOneResult calls (Freja's client: 3, allowed 1-60)."""
+    default_country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$")] = "SE"
+    """Country of an ``ssn`` hint that names none."""
+    ssn_schemes: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_SSN_SCHEMES))
+    """Identity scheme per SSN country; others get ``freja-ssn-<cc>``."""
+    max_result_age: Annotated[float, Meta(ge=10.0, le=3600.0)] = 300.0
+    """Seconds an approval's signed timestamp may lie in the past."""
+    clock_skew: Annotated[float, Meta(ge=0.0, le=300.0)] = 30.0
+    """Seconds an approval's signed timestamp may lie in the future."""
+
+
+_HINT_LABELS = {"SSN": "personal identity number", "EMAIL": "email address", "PHONE": "phone number"}
+_PENDING = frozenset({"STARTED", "DELIVERED_TO_MOBILE"})
+_FINAL: dict[str, Denied | Expired] = {
+    "CANCELED": Denied(reason="The user declined in the Freja eID app (CANCELED)."),
+    "REJECTED": Denied(reason="Freja eID rejected the authentication for security reasons (REJECTED)."),
+    "RP_CANCELED": Expired(reason="The Freja eID authentication was cancelled (RP_CANCELED)."),
+    "EXPIRED": Expired(reason="The user did not answer in the Freja eID app in time (EXPIRED)."),
+}
+_DIGIT_RUN = re.compile(r"\d{6,}")
+_EMAILISH = re.compile(r"[^\s@]+@[^\s@]+")
+
+
+def _redact(text: str) -> str:
+    """Upstream free text fit for a log line: long digit runs and addresses masked."""
+    return _EMAILISH.sub("***@***", _DIGIT_RUN.sub("***", text))[:200]
+
+
+def _never_sent(exc: BaseException) -> bool:
+    """True when initAuthentication surely did not reach Freja, so sending it again is safe.
+
+    After a read timeout or a dropped answer Freja may have started the
+    authentication; a second start would cancel both (one active per user).
+    """
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Worth another try for idempotent calls (getOneResult, cancel)."""
+    return is_transient(exc) or (isinstance(exc, FrejaError) and exc.status >= 500)
+
+
+def _unavailable_status(status: int) -> bool:
+    return status >= 500 or status in (408, 429)
+
+
+def _describe(code: int) -> str:
+    return f"{code}: {ERROR_MESSAGES.get(code, 'unknown error').rstrip('.')}"
+
+
+class FrejaConnector(BaseConnector):
+    """Authenticates people with Freja eID by personal number, email address or phone number.
+
+    ``transport`` replaces the network (tests run it against the simulator) and
+    ``sleep`` the wait between retries.
+    """
+
+    Config: ClassVar[type[Config]] = Config
+    login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"ssn", "email", "tel"})
+    authorization_details_types: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        config: Config,
+        deps: ConnectorDeps,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = deps.clock
+        self._sleep = sleep
+        self._trust = TrustStore.load(
+            (entry, None) if isinstance(entry, str) else (entry.cert, entry.kid)
+            for entry in config.trusted_certs
+        )
+        levels = config.level_acrs
+        self._acr_levels: dict[str, Level] = {
+            **{levels.for_level(level): level for level in LEVELS},
+            **config.acr_levels,
+        }
+        amr = config.amr
+        if config.user_confirmation_method == "DEFAULT_AND_FACE" and "face" not in amr:
+            amr = (*amr, "face")
+        self._amr = amr
+        self._client = FrejaClient(
+            build_client(config.base_url, config.http, transport=transport),
+            config.relying_party_id,
+        )
+        self._log = structlog.get_logger("ciba_gateway_freja").bind(
+            connector="freja", tenant=deps.tenant_id, instance=deps.instance_name
+        )
+
+    # --- start --------------------------------------------------------------
+
+    async def start(self, request: StartRequest) -> Started:
+        """Start an authentication for the hinted user; refuse with a ConnectorError."""
+        user_info_type, user_info = self._user_info(request.login_hint)
+        level = self._required_level(request.acr_values)
+        body = InitAuthRequest(
+            user_info_type=user_info_type,
+            user_info=user_info,
+            min_registration_level=level,
+            attributes_to_return=tuple(
+                AttributeRequest(attribute=name) for name in self.config.attributes_to_return
+            )
+            or None,
+            user_confirmation_method=self.config.user_confirmation_method,
+        )
+        log = self._log.bind(user_info_type=user_info_type, level=level)
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=_never_sent, sleep=self._sleep
+            ):
+                with attempt:
+                    answer = await self._client.init_authentication(body)
+        except FrejaError as exc:
+            log.warning(
+                "freja_start_refused", status=exc.status, code=exc.code, message=_redact(exc.message)
+            )
+            raise self._start_error(exc, user_info_type) from exc
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            log.warning("freja_start_refused", status=status)
+            if _unavailable_status(status):
+                raise UpstreamUnavailable(
+                    f"Freja eID is unavailable (HTTP {status}); try again later"
+                ) from exc
+            raise UpstreamRejected(f"Freja eID refused the request (HTTP {status})") from exc
+        except (httpx.HTTPError, FrejaProtocolError) as exc:
+            log.warning("freja_start_failed", error=type(exc).__name__)
+            raise UpstreamUnavailable("Freja eID could not be reached; try again later") from exc
+        log.info("freja_auth_started", auth_ref=answer.auth_ref)
+        session = {
+            "authRef": answer.auth_ref,
+            "userInfoType": user_info_type,
+            "userInfo": user_info,
+            "level": level,
+        }
+        return Started(session=session, poll_after=self.config.poll_interval)
+
+    def _user_info(self, hint: LoginHint) -> tuple[str, str]:
+        if hint.kind == "ssn":
+            country = (hint.country or self.config.default_country).upper()
+            if not (hint.value.isascii() and hint.value.isdigit()):
+                raise InvalidHint("Freja eID needs the personal identity number as digits")
+            return "SSN", encode_ssn_user_info(country, hint.value)
+        if hint.kind == "email":
+            return "EMAIL", hint.value
+        if hint.kind == "tel":
+            return "PHONE", hint.value
+        raise InvalidHint(f"Freja eID cannot find users by {hint.kind}")
+
+    def _required_level(self, acr_values: Sequence[str]) -> Level:
+        """The highest of the configured minimum and the levels of the requested acrs."""
+        level = self.config.min_registration_level
+        for acr in acr_values:
+            wanted = self._acr_levels.get(acr)
+            if wanted is not None and level_rank(wanted) > level_rank(level):
+                level = wanted
+        return level
+
+    @staticmethod
+    def _start_error(
+        exc: FrejaError, user_info_type: str
+    ) -> UserNotFound | UpstreamRejected | UpstreamUnavailable:
+        if exc.code == 1012:
+            label = _HINT_LABELS.get(user_info_type, "identifier")
+            return UserNotFound(f"Freja eID has no user with this {label} (1012)")
+        if exc.code == 1005:
+            return UserNotFound("the user has turned off this service in Freja eID (1005)")
+        if exc.code == 2000:
+            return UpstreamRejected(
+                "Freja eID refused: the user's previous authentication was rejected for "
+                "security reasons; wait before trying again (2000)"
+            )
+        if exc.code == 0 or _unavailable_status(exc.status):
+            return UpstreamUnavailable(
+                f"Freja eID failed ({_describe(exc.code)}); try again later"
+            )
+        return UpstreamRejected(f"Freja eID refused the request ({_describe(exc.code)})")
+
+    # --- poll ---------------------------------------------------------------
+
+    async def poll(self, session: dict[str, Any]) -> PollResult:
+        """Read the result once (transient errors retried) and map it to an outcome."""
+        auth_ref = session.get("authRef")
+        if not isinstance(auth_ref, str) or not auth_ref:
+            return Failed(reason="the Freja eID session has no authRef")
+        log = self._log.bind(auth_ref=auth_ref)
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=_retryable, sleep=self._sleep
+            ):
+                with attempt:
+                    result = await self._client.get_one_result(auth_ref)
+        except FrejaError as exc:
+            log.warning(
+                "freja_result_refused",
+                status=exc.status,
+                code=exc.code,
+                message=_redact(exc.message),
+            )
+            if exc.code == 0 or _unavailable_status(exc.status):
+                raise UpstreamUnavailable(f"Freja eID failed ({_describe(exc.code)})") from exc
+            if exc.code == 1100:
+                return Failed(
+                    reason="Freja eID no longer knows this authentication (1100: invalid reference)"
+                )
+            return Failed(reason=f"Freja eID refused to report the result ({_describe(exc.code)})")
+        except httpx.HTTPStatusError as exc:
+            status = exc.response.status_code
+            log.warning("freja_result_refused", status=status)
+            if _unavailable_status(status):
+                raise UpstreamUnavailable(f"Freja eID is unavailable (HTTP {status})") from exc
+            return Failed(reason=f"Freja eID refused to report the result (HTTP {status})")
+        except (httpx.HTTPError, FrejaProtocolError) as exc:
+            log.warning("freja_result_failed", error=type(exc).__name__)
+            raise UpstreamUnavailable("Freja eID could not be reached") from exc
+        outcome = self._outcome(result, session, log)
+        log.info("freja_result", status=result.status, outcome=type(outcome).__name__)
+        return outcome
+
+    def _outcome(self, result: AuthResult, session: dict[str, Any], log: Any) -> PollResult:
+        if result.auth_ref != session["authRef"]:
+            return Failed(reason="Freja eID answered about another authentication")
+        if result.status in _PENDING:
+            return Pending(hint=result.status, poll_after=self.config.poll_interval)
+        final = _FINAL.get(result.status)
+        if final is not None:
+            return final
+        if result.status != "APPROVED":
+            return Failed(reason="Freja eID answered an unknown status")
+        return self._approved(result, session, log)
+
+    def _approved(self, result: AuthResult, session: dict[str, Any], log: Any) -> Approved | Failed:
+        try:
+            expected = Expected(
+                auth_ref=session["authRef"],
+                user_info_type=session["userInfoType"],
+                user_info=session["userInfo"],
+                min_registration_level=session["level"],
+            )
+        except (KeyError, TypeError, msgspec.ValidationError):
+            return Failed(reason="the Freja eID session is incomplete")
+        if not result.details:
+            log.warning("freja_details_rejected", check="missing")
+            return Failed(reason="Freja eID approved without a signed result")
+        try:
+            verified = verify_details(
+                result.details,
+                self._trust,
+                expected,
+                now=self._clock(),
+                max_age=self.config.max_result_age,
+                clock_skew=self.config.clock_skew,
+            )
+        except DetailsError as exc:
+            # Never tokens from an unverified result: the reason names the check only.
+            log.warning("freja_details_rejected", check=exc.check, reason=exc.description)
+            return Failed(reason=f"the Freja eID result failed verification ({exc.check})")
+        identity = self._identity(verified, expected)
+        if isinstance(identity, str):
+            log.warning("freja_identity_incomplete", problem=identity)
+            return Failed(reason=identity)
+        return Approved(identity=identity)
+
+    def _identity(self, verified: VerifiedApproval, expected: Expected) -> Identity | str:
+        """The Identity of a verified approval, or why there is none."""
+        attrs = verified.attributes
+        level: Level
+        if attrs.registration_level in LEVELS:
+            level = attrs.registration_level  # type: ignore[assignment]
+        elif verified.min_registration_level in LEVELS:
+            level = verified.min_registration_level  # type: ignore[assignment]
+        else:
+            level = "BASIC"
+        if level_rank(level) < level_rank(expected.min_registration_level):
+            return "the user's Freja eID registration level is below the one required"
+
+        claims: dict[str, Any] = {}
+        if attrs.basic_user_info is not None:
+            given, family = attrs.basic_user_info.name, attrs.basic_user_info.surname
+            if given:
+                claims["given_name"] = given
+            if family:
+                claims["family_name"] = family
+            full = " ".join(part for part in (given, family) if part)
+            if full:
+                claims["name"] = full
+        if attrs.date_of_birth:
+            claims["birthdate"] = attrs.date_of_birth
+        email = attrs.email_address or next(
+            (e.email_address for e in attrs.all_email_addresses or ()), None
+        )
+        if expected.user_info_type == "EMAIL":
+            email = expected.user_info
+        if email:
+            claims["email"] = email
+            claims["email_verified"] = True
+        phone = next((p.phone_number for p in attrs.all_phone_numbers or ()), None)
+        if expected.user_info_type == "PHONE":
+            phone = expected.user_info
+        if phone:
+            claims["phone_number"] = phone
+            claims["phone_number_verified"] = True
+
+        national_id = country = None
+        if attrs.ssn is not None:
+            national_id, country = attrs.ssn.ssn, attrs.ssn.country.upper()
+        elif expected.user_info_type == "SSN":
+            # The signed userInfo matched the SSN we sent, so Freja vouches for it.
+            country, national_id = decode_ssn_user_info(expected.user_info)
+        if national_id is not None and country is not None:
+            scheme = self.config.ssn_schemes.get(country, f"freja-ssn-{country.lower()}")
+            subject = national_id
+        elif attrs.unique_personal_identifier:
+            scheme, subject = "freja-upi", attrs.unique_personal_identifier
+        elif attrs.relying_party_user_id:
+            scheme, subject = "freja-rp-user-id", attrs.relying_party_user_id
+        else:
+            return (
+                "Freja eID returned no stable identifier (ask for SSN, "
+                "UNIQUE_PERSONAL_IDENTIFIER or RELYING_PARTY_USER_ID)"
+            )
+        return Identity(
+            scheme=scheme,
+            subject=subject,
+            claims=claims,
+            national_id=national_id,
+            country=country,
+            acr=self.config.level_acrs.for_level(level),
+            amr=self._amr,
+            auth_time=verified.timestamp_ms // 1000,
+        )
+
+    # --- cancel / close -----------------------------------------------------
+
+    async def cancel(self, session: dict[str, Any]) -> None:
+        """Cancel the authentication, best effort: errors are logged, never raised."""
+        auth_ref = session.get("authRef")
+        if not isinstance(auth_ref, str) or not auth_ref:
+            return
+        log = self._log.bind(auth_ref=auth_ref)
+        try:
+            async for attempt in retrying(
+                self.config.http.retries, predicate=_retryable, sleep=self._sleep
+            ):
+                with attempt:
+                    await self._client.cancel(auth_ref)
+        except FrejaError as exc:
+            if exc.code == 1100:
+                log.info("freja_cancel_not_pending")
+            else:
+                log.warning("freja_cancel_refused", status=exc.status, code=exc.code)
+        except Exception as exc:
+            log.warning("freja_cancel_failed", error=type(exc).__name__)
+        else:
+            log.info("freja_auth_cancelled")
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
