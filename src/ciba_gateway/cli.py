@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file, print every error")
     check.add_argument("path")
 
+    sub.add_parser("config-schema", help="print the JSON Schema of the config file")
+
     keys = sub.add_parser("keys", help="signing key tools")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="print a new private JWK")
@@ -56,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ciba_gateway.cli_check import check_config_command
 
         return check_config_command(args.path)
+    if args.command == "config-schema":
+        from ciba_gateway.config.reference import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return 0
     if args.command == "keys":
         from ciba_gateway.tokens import generate_private_jwk
 

@@ -132,7 +132,9 @@ async def test_per_client_rate_limit(make_harness: HarnessFactory) -> None:
             assert (await harness.bc_authorize(number)).status_code == 200
 
         refused = await harness.bc_authorize("+46700000003")
-        other_client = await harness.bc_authorize("+46700000003", client_id="branch")
+        other_client = await harness.bc_authorize(
+            "+46700000003", client_id="branch", scope="openid phone"
+        )
 
         assert refused.status_code == 503
         assert refused.json()["error"] == "temporarily_unavailable"
@@ -141,17 +143,17 @@ async def test_per_client_rate_limit(make_harness: HarnessFactory) -> None:
         assert len(harness.outbox) == 3
 
 
-async def test_failed_send_leaves_no_link(make_harness: HarnessFactory, tmp_path: Path) -> None:
-    """When the sender fails, bc-authorize answers temporarily_unavailable and no link remains."""
+async def test_failed_send_is_temporarily_unavailable(
+    make_harness: HarnessFactory, tmp_path: Path
+) -> None:
+    """When the sender fails, bc-authorize answers temporarily_unavailable and stores nothing."""
     missing = tmp_path / "no-such-dir" / "outbox.jsonl"
     async with make_harness(sender={"type": "outbox", "path": str(missing)}) as harness:
         response = await harness.bc_authorize()
 
         assert response.status_code == 503
         assert response.json()["error"] == "temporarily_unavailable"
-        links = [key for key in harness.connector.deps.state.__dict__ if "link" in str(key)]
-        assert links == []
-        assert await harness.store.purge_expired(harness.clock()) == 0
+        assert await harness.store.count_pending() == 0
 
 
 def _directory(request: httpx.Request) -> httpx.Response:

@@ -261,7 +261,7 @@ _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 def _retryable(exc: BaseException) -> bool:
     # A read timeout may mean the text is on its way: do not send it twice.
-    return isinstance(exc, _ServerError | _NEVER_SENT)
+    return isinstance(exc, (_ServerError, *_NEVER_SENT))
 
 
 def _error_code(response: httpx.Response) -> str | None:
