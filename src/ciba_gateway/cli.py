@@ -160,6 +160,7 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging("console", "info")
     app = create_app(config)
     print(demo_banner(config, args.port), flush=True)
+    _exit_cleanly_on_sigterm()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     return 0
 

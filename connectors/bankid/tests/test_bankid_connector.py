@@ -35,6 +35,7 @@ from ciba_gateway.connector import (
     Denied,
     Expired,
     Failed,
+    InvalidAuthorizationDetails,
     InvalidHint,
     LoginHint,
     Pending,
@@ -299,7 +300,7 @@ async def test_phone_auth_without_initiator_is_rejected(
     connector: BankIDConnector, sim: BankIDSimulator
 ) -> None:
     """phoneAuth without callInitiator (and none configured) is refused before any call."""
-    with pytest.raises(UpstreamRejected, match="callInitiator"):
+    with pytest.raises(InvalidAuthorizationDetails, match="callInitiator"):
         await connector.start(start_request(KARL, authorization_details=({"type": "phoneAuth"},)))
 
     assert sum(sim.calls.values()) == 0

@@ -12,6 +12,8 @@ Errors a connector raises (never an OAuth error)::
     +-- UserNotFound           the upstream does not know the user -> unknown_user_id
     +-- InvalidHint            the login hint is unusable for it   -> invalid_request
     +-- UserBusy               the user has an order in progress   -> invalid_request
+    +-- InvalidAuthorizationDetails    bad content in an accepted type
+                                           -> invalid_authorization_details
     +-- UpstreamRejected       the upstream refused the request   -> access_denied (start),
                                                                       transaction_failed (poll)
     +-- UpstreamUnavailable    timeout, 5xx, connection reset     -> temporarily_unavailable
@@ -40,6 +42,7 @@ __all__ = [
     "Expired",
     "Failed",
     "Identity",
+    "InvalidAuthorizationDetails",
     "InvalidHint",
     "LoginHint",
     "Outcome",
@@ -75,6 +78,10 @@ class InvalidHint(ConnectorError):
 
 class UserBusy(ConnectorError):
     """The upstream refused because the user already has an order in progress."""
+
+
+class InvalidAuthorizationDetails(ConnectorError):
+    """An authorization_details entry of an accepted type has content the connector refuses."""
 
 
 class UpstreamRejected(ConnectorError):

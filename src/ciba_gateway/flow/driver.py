@@ -21,6 +21,7 @@ from msgspec.structs import replace
 from ciba_gateway.connector import (
     Approved,
     Connector,
+    ConnectorError,
     Denied,
     Expired,
     Failed,
@@ -138,6 +139,10 @@ class Driver:
         except UpstreamUnavailable as exc:
             log.warning("upstream_unavailable", connector=request.connector, reason=exc.description)
             await self.engine.reschedule(request, self.retry_delay)
+            return
+        except ConnectorError as exc:
+            # The upstream refused for good (UpstreamRejected, ...): retrying cannot help.
+            await self.engine.settle(request, Failed(reason=exc.description))
             return
         except Exception:
             log.exception("connector_poll_failed", connector=request.connector)

@@ -25,6 +25,7 @@ from ciba_gateway.config.model import ClientConfig, RouteConfig
 from ciba_gateway.connector import (
     Connector,
     ConnectorError,
+    InvalidAuthorizationDetails,
     InvalidHint,
     LoginHint,
     StartRequest,
@@ -324,6 +325,8 @@ def connector_error_to_oauth(exc: ConnectorError) -> OAuthError:
         return UnknownUserIdError(exc.description)
     if isinstance(exc, InvalidHint | UserBusy):
         return InvalidRequestError(exc.description)
+    if isinstance(exc, InvalidAuthorizationDetails):
+        return InvalidAuthorizationDetailsError(exc.description)
     if isinstance(exc, UpstreamUnavailable):
         return TemporarilyUnavailableError(exc.description)
     if isinstance(exc, UpstreamRejected):

@@ -28,6 +28,7 @@ from ciba_gateway.connector import (
     Failed,
     HttpSettings,
     Identity,
+    InvalidAuthorizationDetails,
     InvalidHint,
     LoginHint,
     Pending,
@@ -187,54 +188,55 @@ class BankIDConnector(BaseConnector):
     async def start(self, request: StartRequest) -> Started:
         """Start an order for the hinted personal number; refuse with a ConnectorError."""
         pnr = self._personal_number(request.login_hint)
-        initiator = self._call_initiator(request.authorization_details)
-        visible = self._visible_text(request)
-        log = self._log.bind(pnr=mask(pnr))
-        if initiator is None:
-            endpoint = "auth"
-            call = self._client.auth
-            body: AuthRequest | PhoneAuthRequest = AuthRequest(
-                end_user_ip=self.config.end_user_ip or request.end_user_ip,
-                requirement=Requirement(
-                    personal_number=pnr,
-                    pin_code=self.config.pin_code or None,
-                    certificate_policies=self.config.certificate_policies or None,
-                ),
-                user_visible_data=visible,
-            )
-        else:
-            endpoint = "phone/auth"
-            call = self._client.phone_auth  # type: ignore[assignment]
-            requirement = PhoneRequirement(
-                pin_code=self.config.pin_code or None,
-                certificate_policies=self.config.certificate_policies or None,
-            )
-            body = PhoneAuthRequest(
-                personal_number=pnr,
-                call_initiator=initiator,
-                requirement=requirement if requirement != PhoneRequirement() else None,
-                user_visible_data=visible,
-            )
+        body = self._order(request, pnr)
+        endpoint = "auth" if isinstance(body, AuthRequest) else "phone/auth"
+        log = self._log.bind(pnr=mask(pnr), endpoint=endpoint)
         try:
             async for attempt in retrying(
                 self.config.http.retries, predicate=_never_sent, sleep=self._sleep
             ):
                 with attempt:
-                    order = await call(body)  # type: ignore[arg-type]
+                    if isinstance(body, AuthRequest):
+                        order = await self._client.auth(body)
+                    else:
+                        order = await self._client.phone_auth(body)
         except BankIDError as exc:
             log.warning(
                 "bankid_start_refused",
-                endpoint=endpoint,
                 status=exc.status,
                 error_code=exc.raw_error_code,
                 details=_redact(exc.details),
             )
             raise self._start_error(exc) from exc
         except (httpx.HTTPError, BankIDProtocolError) as exc:
-            log.warning("bankid_start_failed", endpoint=endpoint, error=type(exc).__name__)
+            log.warning("bankid_start_failed", error=type(exc).__name__)
             raise UpstreamUnavailable("BankID could not be reached; try again later") from exc
-        log.info("bankid_order_started", endpoint=endpoint, order_ref=order.order_ref)
+        log.info("bankid_order_started", order_ref=order.order_ref)
         return Started(session={"orderRef": order.order_ref}, poll_after=self.config.poll_interval)
+
+    def _order(self, request: StartRequest, pnr: str) -> AuthRequest | PhoneAuthRequest:
+        """The /phone/auth body when a call initiator is known, else the /auth body."""
+        visible = self._visible_text(request)
+        pin_code = self.config.pin_code or None
+        policies = self.config.certificate_policies or None
+        initiator = self._call_initiator(request.authorization_details)
+        if initiator is None:
+            return AuthRequest(
+                end_user_ip=self.config.end_user_ip or request.end_user_ip,
+                requirement=Requirement(
+                    personal_number=pnr, pin_code=pin_code, certificate_policies=policies
+                ),
+                user_visible_data=visible,
+            )
+        requirement = None
+        if pin_code or policies:
+            requirement = PhoneRequirement(pin_code=pin_code, certificate_policies=policies)
+        return PhoneAuthRequest(
+            personal_number=pnr,
+            call_initiator=initiator,
+            requirement=requirement,
+            user_visible_data=visible,
+        )
 
     def _personal_number(self, hint: LoginHint) -> str:
         if hint.kind != "ssn":
@@ -254,7 +256,7 @@ class BankIDConnector(BaseConnector):
                 return "user"
             if isinstance(value, str) and value.lower() == "rp":
                 return "RP"
-            raise UpstreamRejected('phoneAuth needs "callInitiator": "user" or "RP"')
+            raise InvalidAuthorizationDetails('phoneAuth needs "callInitiator": "user" or "RP"')
         return self.config.call_initiator
 
     def _visible_text(self, request: StartRequest) -> str | None:

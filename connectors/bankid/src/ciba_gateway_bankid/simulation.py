@@ -103,6 +103,7 @@ class Persona(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     fault: Fault = "none"
     """none | http500 | http503 | drop (answer lost after the request was processed)."""
     bankid_issue_date: str = "2023-05-17"
+    """``completionData.bankIdIssueDate``."""
 
     @property
     def full_name(self) -> str:
@@ -160,7 +161,9 @@ class FaultControl(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     personal_number: Annotated[str, Meta(pattern=r"^([0-9]{12}|\*)$")]
     """The person the rule applies to, or ``*`` for every RP API call."""
     fault: Fault = "none"
+    """none | http500 | http503 | drop; none with no latency removes the rule."""
     latency: Annotated[float, Meta(ge=0)] = 0.0
+    """Seconds added before answering."""
     times: Annotated[int, Meta(ge=1)] | None = None
     """Number of calls the rule applies to; None = until reset."""
 
@@ -465,12 +468,13 @@ class BankIDSimulator:
             surname=persona.surname if persona else "Person",
         )
         visible = base64.b64encode((order.text or "").encode()).decode()
+        func = "Signing" if order.kind.endswith("sign") else "Identification"
         signature = (
             '<?xml version="1.0" encoding="UTF-8"?>'
             '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><Object>'
             '<bankIdSignedData xmlns="http://www.bankid.com/signature/v1.0.0/types">'
             f"<usrVisibleData>{visible}</usrVisibleData>"
-            "<clientInfo><funcId>Identification</funcId></clientInfo>"
+            f"<clientInfo><funcId>{func}</funcId></clientInfo>"
             "</bankIdSignedData></Object><!-- simulated, not signed --></Signature>"
         )
         order.completion = CompletionData(

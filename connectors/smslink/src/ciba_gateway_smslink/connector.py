@@ -107,7 +107,7 @@ class SmsLinkConnector(BaseConnector):
         number = hint.value
         prefixes = self.config.allowed_prefixes
         if prefixes and not number.startswith(prefixes):
-            raise InvalidHint("phone numbers of this country are not served")
+            raise InvalidHint("phone numbers of this country or range are not served here")
         known = await self.directory.lookup(number)
         if known is None:
             raise UserNotFound("this phone number is not registered here")
@@ -160,7 +160,7 @@ class SmsLinkConnector(BaseConnector):
     async def _check_rate(self, client_id: str, number: str) -> None:
         limits = self.config.rate_limit
         if limits.per_number is not None:
-            # Keys hold a hash so the store never lists phone numbers.
+            # A hash keeps raw numbers out of store keys (dumps, redis MONITOR); not a secret.
             key = "rate:number:" + hashlib.sha256(number.encode()).hexdigest()
             if await self.deps.state.incr(key, limits.window) > limits.per_number:
                 raise UserBusy(

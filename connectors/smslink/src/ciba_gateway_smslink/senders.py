@@ -57,9 +57,11 @@ SENDER_GROUP = "ciba_gateway_smslink.senders"
 
 Sleep = Callable[[float], Awaitable[None]]
 
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<rest>[^`]*)`)?$", re.S)
+
 
 def mask_number(number: str) -> str:
-    """Keep ``+``, the first two and the last two digits: ``+46********67``."""
+    """Keep ``+``, the first two and the last two digits: ``+46*******67`` for +46701234567."""
     digits = number.lstrip("+")
     if len(digits) < 6:
         return "+" + "*" * len(digits)
@@ -126,7 +128,10 @@ def _split_spec(spec: Mapping[str, Any]) -> tuple[type[Sender], msgspec.Struct]:
     try:
         return cls, msgspec.convert(settings, cls.Config)
     except msgspec.ValidationError as exc:
-        raise ValueError(f"sender ({kind}): {exc}") from None
+        # Re-root msgspec's "- at `$.auth`" at the sender, so check-config names the key.
+        found = _AT.match(str(exc))
+        message, where = (found["msg"], found["rest"] or "") if found else (str(exc), "")
+        raise ValueError(f"sender ({kind}): {message} - at `$.sender{where}`") from None
 
 
 def check_sender_spec(spec: Mapping[str, Any]) -> None:

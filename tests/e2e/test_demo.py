@@ -1,0 +1,74 @@
+"""`ciba-gateway demo`: follow what it prints and get an ID token, as a person would."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from tests.e2e.processes import Process, free_port
+
+pytestmark = pytest.mark.process
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_prints_a_working_flow(tmp_path: Path) -> None:
+    """The banner's credentials and curl commands complete a BankID-style flow."""
+    (tmp_path / "config").mkdir()
+    shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "config" / "demo.yaml")
+    port = free_port()
+    demo = Process(["demo", "--port", str(port)], tmp_path / "demo.log", cwd=tmp_path)
+    try:
+        demo.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=30)
+        banner = demo.output()
+        issuer = re.search(r"issuer:\s+(\S+)", banner).group(1)
+        client_id = re.search(r"client_id:\s+(\S+)", banner).group(1)
+        secret = re.search(r"client_secret:\s+(\S+)", banner).group(1)
+        phone = re.search(r"(http://\S+/_sim/bankid/phone)", banner).group(1)
+        assert issuer == f"http://127.0.0.1:{port}/demo"
+        assert f"{issuer}/bc-authorize" in banner and f"{issuer}/token" in banner
+        assert httpx.get(phone).status_code == 200
+        assert (tmp_path / "var" / "keys").is_dir()
+        assert (tmp_path / "var" / "ciba-gateway.db").exists()
+
+        started = httpx.post(
+            f"{issuer}/bc-authorize",
+            auth=(client_id, secret),
+            data={
+                "scope": "openid profile ssn",
+                "login_hint": "ssn:199001011239",
+                "acr_values": "urn:grn:authn:se:bankid",
+                "binding_message": "Call 4711",
+            },
+        )
+        assert started.status_code == 200, started.text
+        body = started.json()
+        deadline = time.monotonic() + 30
+        token: dict = {}
+        while time.monotonic() < deadline:
+            time.sleep(body["interval"])
+            response = httpx.post(
+                f"{issuer}/token",
+                auth=(client_id, secret),
+                data={
+                    "grant_type": "urn:openid:params:grant-type:ciba",
+                    "auth_req_id": body["auth_req_id"],
+                },
+            )
+            token = response.json()
+            if response.status_code == 200:
+                break
+            assert token["error"] == "authorization_pending", token
+        keys = KeySet.import_key_set(httpx.get(f"{issuer}/jwks").json())
+        claims = jwt.decode(token["id_token"], keys, algorithms=["ES256"]).claims
+        assert claims["name"] == "Karl Karlsson"
+        assert claims["acr"] == "urn:grn:authn:se:bankid"
+    finally:
+        assert demo.stop() == 0
