@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 __all__ = ["main"]
 
 DEMO_CONFIG = "config/demo.yaml"
-CONFIG_ENV = "CIBA_GATEWAY_CONFIG"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default: server.host of the config)")
     serve.add_argument("--port", type=int, help="port (default: server.port of the config)")
     serve.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    serve.add_argument(
+        "--server",
+        choices=["granian", "uvicorn"],
+        default="granian",
+        help="ASGI server (default granian, the faster one here; see BENCHMARKS.md)",
+    )
 
     demo = sub.add_parser("demo", help="run the demo: gateway + simulators on one port")
     demo.add_argument("--port", type=int, default=8080)
@@ -75,8 +81,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "simulate":
         return _simulate(args)
     if args.command == "reload":
-        import signal
-
         try:
             os.kill(args.pid, signal.SIGHUP)
         except ProcessLookupError:
@@ -102,9 +106,8 @@ def _load(path: str):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from ciba_gateway.observability import configure_logging
+    from ciba_gateway.servers import run_granian, run_uvicorn
 
     config = _load(args.config)
     if config is None:
@@ -113,31 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
     workers = args.workers or config.server.workers
-    os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
-    _exit_cleanly_on_sigterm()
-    uvicorn.run(
-        "ciba_gateway.asgi:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
-    return 0
-
-
-def _exit_cleanly_on_sigterm() -> None:
-    """Exit 0 after a graceful SIGTERM shutdown.
-
-    uvicorn catches SIGTERM, drains in-flight requests, runs the lifespan
-    shutdown (driver stopped, leases released), then re-raises the signal with
-    the previous handler restored; this handler turns that into a clean exit.
-    """
-    import signal
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run = run_granian if args.server == "granian" else run_uvicorn
+    return run(Path(args.config).resolve(), host, port, workers)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -160,7 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
     configure_logging("console", "info")
     app = create_app(config)
     print(demo_banner(config, args.port), flush=True)
-    _exit_cleanly_on_sigterm()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit 0 after uvicorn's drain
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     return 0
 

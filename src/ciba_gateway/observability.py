@@ -180,3 +180,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    # httpx logs every request at INFO through the stdlib, unredacted and not as
+    # JSON; our own events already cover outbound calls.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,132 @@
+"""Running the app under an ASGI server: granian (default) or uvicorn.
+
+Both servers import the app by name (``ciba_gateway.asgi:app_from_env``, a
+factory reading ``CIBA_GATEWAY_CONFIG``) so ``--workers N`` works. The default
+is granian, chosen by measurement (BENCHMARKS.md): on these 2-core machines it
+answers the token endpoint markedly faster than uvicorn at one worker.
+
+Reload: under uvicorn with one worker, the app reloads its config itself on
+SIGHUP (``app.Runtime.reload``). Under granian, SIGHUP makes granian respawn its
+workers; to keep "an invalid config is refused and the old one keeps serving",
+workers read a *snapshot* of the config file, and a reload hook in the main
+process replaces the snapshot only when the new file validates. Problems are
+logged as ``reload_refused`` events with their YAML paths.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import structlog
+
+from ciba_gateway.config.load import load_config
+from ciba_gateway.connector import load_registry
+from ciba_gateway.errors import ConfigError
+from ciba_gateway.tokens import load_tenant_keys
+
+__all__ = ["CONFIG_ENV", "run_granian", "run_uvicorn"]
+
+CONFIG_ENV = "CIBA_GATEWAY_CONFIG"
+APP_FACTORY = "ciba_gateway.asgi:app_from_env"
+GRACEFUL_SECONDS = 10
+
+log = structlog.get_logger("ciba_gateway.server")
+
+
+def run_uvicorn(config_path: Path, host: str, port: int, workers: int) -> int:
+    """Serve with uvicorn (httptools/uvloop when installed)."""
+    import uvicorn
+
+    os.environ[CONFIG_ENV] = str(config_path)
+    _exit_cleanly_on_sigterm()
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+    return 0
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Exit 0 after uvicorn's graceful SIGTERM shutdown.
+
+    uvicorn catches SIGTERM, drains in-flight requests, runs the lifespan
+    shutdown (driver stopped, leases released), then re-raises the signal with
+    the previous handler restored; this handler turns that into a clean exit.
+    """
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
+class ConfigSnapshot:
+    """A validated copy of the config file that granian's workers read."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.directory = Path(tempfile.mkdtemp(prefix="ciba-gateway-"))
+        self.path = self.directory / "gateway.yaml"
+
+    def refresh(self) -> bool:
+        """Copy the source over the snapshot if it validates; log every problem if not."""
+        try:
+            text = self.source.read_text()
+            config = load_config(self.source, registry=load_registry())
+            for tenant in config.tenants:
+                load_tenant_keys(tenant)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload_refused", path=problem.path, problem=problem.message)
+            return False
+        except OSError as exc:
+            log.error("reload_refused", problem=str(exc))
+            return False
+        staging = self.directory / "gateway.yaml.new"
+        staging.write_text(text)
+        staging.replace(self.path)
+        return True
+
+    def remove(self) -> None:
+        for item in self.directory.iterdir():
+            item.unlink()
+        self.directory.rmdir()
+
+
+def run_granian(config_path: Path, host: str, port: int, workers: int) -> int:
+    """Serve with granian; SIGHUP validates the file, then respawns workers gracefully."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    snapshot = ConfigSnapshot(config_path)
+    if not snapshot.refresh():
+        return 1
+    os.environ[CONFIG_ENV] = str(snapshot.path)
+    server = Granian(
+        APP_FACTORY,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        workers_kill_timeout=GRACEFUL_SECONDS,
+        respawn_interval=1.0,
+    )
+
+    def on_reload() -> None:
+        if snapshot.refresh():
+            log.info("config_validated_for_reload")
+
+    server.on_reload(on_reload)
+    try:
+        server.serve()
+    finally:
+        snapshot.remove()
+    return 0
