@@ -240,7 +240,7 @@ def _mount(path: str, inner: Any) -> Any:
     async def mounted(scope: Any, receive: Any, send: Any) -> None:
         await inner(scope, receive, send)
 
-    return asgi(path=path, is_mount=True)(mounted)
+    return asgi(path=path, is_mount=True, copy_scope=True)(mounted)
 
 
 def create_app(

@@ -180,6 +180,12 @@ def demo_banner(config, port: int) -> str:
         "",
         f"   curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/userinfo",
         "",
+        "Other schemes, same two calls:",
+        "  Freja eID:  -d 'acr_values=urn:grn:authn:se:frejaid:plus' (persona 199001011239",
+        "              approves by itself; 191212121212 waits on the Freja phone page)",
+        "  SMS link:   -d 'scope=openid phone' -d 'login_hint=tel:+46701234567'; the text and",
+        "              its one-time link are printed below; open the link to approve",
+        "",
     ]
     return "\n".join(lines)
 

@@ -135,11 +135,17 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Seconds an approval's signed timestamp may lie in the future."""
 
 
-_HINT_LABELS = {"SSN": "personal identity number", "EMAIL": "email address", "PHONE": "phone number"}
+_HINT_LABELS = {
+    "SSN": "personal identity number",
+    "EMAIL": "email address",
+    "PHONE": "phone number",
+}
 _PENDING = frozenset({"STARTED", "DELIVERED_TO_MOBILE"})
 _FINAL: dict[str, Denied | Expired] = {
     "CANCELED": Denied(reason="The user declined in the Freja eID app (CANCELED)."),
-    "REJECTED": Denied(reason="Freja eID rejected the authentication for security reasons (REJECTED)."),
+    "REJECTED": Denied(
+        reason="Freja eID rejected the authentication for security reasons (REJECTED)."
+    ),
     "RP_CANCELED": Expired(reason="The Freja eID authentication was cancelled (RP_CANCELED)."),
     "EXPIRED": Expired(reason="The user did not answer in the Freja eID app in time (EXPIRED)."),
 }
@@ -242,7 +248,10 @@ class FrejaConnector(BaseConnector):
                     answer = await self._client.init_authentication(body)
         except FrejaError as exc:
             log.warning(
-                "freja_start_refused", status=exc.status, code=exc.code, message=_redact(exc.message)
+                "freja_start_refused",
+                status=exc.status,
+                error_code=exc.code,
+                message=_redact(exc.message),
             )
             raise self._start_error(exc, user_info_type) from exc
         except httpx.HTTPStatusError as exc:
@@ -301,9 +310,7 @@ class FrejaConnector(BaseConnector):
                 "security reasons; wait before trying again (2000)"
             )
         if exc.code == 0 or _unavailable_status(exc.status):
-            return UpstreamUnavailable(
-                f"Freja eID failed ({_describe(exc.code)}); try again later"
-            )
+            return UpstreamUnavailable(f"Freja eID failed ({_describe(exc.code)}); try again later")
         return UpstreamRejected(f"Freja eID refused the request ({_describe(exc.code)})")
 
     # --- poll ---------------------------------------------------------------
@@ -324,7 +331,7 @@ class FrejaConnector(BaseConnector):
             log.warning(
                 "freja_result_refused",
                 status=exc.status,
-                code=exc.code,
+                error_code=exc.code,
                 message=_redact(exc.message),
             )
             if exc.code == 0 or _unavailable_status(exc.status):
@@ -367,7 +374,7 @@ class FrejaConnector(BaseConnector):
                 user_info=session["userInfo"],
                 min_registration_level=session["level"],
             )
-        except (KeyError, TypeError, msgspec.ValidationError):
+        except KeyError:
             return Failed(reason="the Freja eID session is incomplete")
         if not result.details:
             log.warning("freja_details_rejected", check="missing")
@@ -478,7 +485,7 @@ class FrejaConnector(BaseConnector):
             if exc.code == 1100:
                 log.info("freja_cancel_not_pending")
             else:
-                log.warning("freja_cancel_refused", status=exc.status, code=exc.code)
+                log.warning("freja_cancel_refused", status=exc.status, error_code=exc.code)
         except Exception as exc:
             log.warning("freja_cancel_failed", error=type(exc).__name__)
         else:

@@ -121,10 +121,22 @@ def load_or_create(key_dir: str | Path, now: float) -> SigningMaterial:
         raise ValueError(f"{directory}: found only one of {_KEY_FILE} and {_CERT_FILE}")
     material = generate(now)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Write under temporary names, then link: a concurrent first start (another worker)
+    # either wins the key name or loses it and loads the winner's pair.
+    tmp_key = directory / f".{_KEY_FILE}.{os.getpid()}"
+    tmp_cert = directory / f".{_CERT_FILE}.{os.getpid()}"
+    fd = os.open(tmp_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(material.key_pem())
-    cert_file.write_bytes(material.cert_pem())
+    tmp_cert.write_bytes(material.cert_pem())
+    try:
+        os.link(tmp_cert, cert_file)
+        os.link(tmp_key, key_file)
+    except FileExistsError:
+        return load(key_file, cert_file)
+    finally:
+        tmp_key.unlink(missing_ok=True)
+        tmp_cert.unlink(missing_ok=True)
     return material
 
 

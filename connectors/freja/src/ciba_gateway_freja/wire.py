@@ -73,7 +73,7 @@ PARAMETERS: Final[dict[Operation, str]] = {
 
 Level = Literal["BASIC", "EXTENDED", "PLUS"]
 LEVELS: Final[tuple[Level, ...]] = get_args(Level)
-"""Registration levels, weakest first (BASIC: email only; EXTENDED: ID document; PLUS: in person)."""
+"""Registration levels, weakest first (BASIC: email; EXTENDED: ID document; PLUS: in person)."""
 
 UserInfoType = Literal["EMAIL", "PHONE", "SSN", "INFERRED", "UPI", "ORG_ID"]
 
