@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_prints_a_working_flow(tmp_path: Path) -> None:
-    """The banner's credentials and curl commands complete a BankID-style flow."""
+    """The banner's credentials and curl commands complete BankID, Freja and SMS-link flows."""
     (tmp_path / "config").mkdir()
     shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "config" / "demo.yaml")
     port = free_port()
@@ -70,5 +70,60 @@ def test_demo_prints_a_working_flow(tmp_path: Path) -> None:
         claims = jwt.decode(token["id_token"], keys, algorithms=["ES256"]).claims
         assert claims["name"] == "Karl Karlsson"
         assert claims["acr"] == "urn:grn:authn:se:bankid"
+
+        # The README's Freja and SMS-link walkthroughs, on the same demo.
+        auth = (client_id, secret)
+        freja = httpx.post(
+            f"{issuer}/bc-authorize",
+            auth=auth,
+            data={
+                "scope": "openid profile",
+                "login_hint": "ssn:199001011239",
+                "acr_values": "urn:grn:authn:se:frejaid:plus",
+            },
+        )
+        assert freja.status_code == 200, freja.text
+        sms = httpx.post(
+            f"{issuer}/bc-authorize",
+            auth=auth,
+            data={
+                "scope": "openid phone",
+                "login_hint": "tel:+46701234567",
+                "binding_message": "Call 4712",
+            },
+        )
+        assert sms.status_code == 200, sms.text
+        link = re.search(r"(http://\S+/demo/sms/l/\S+)", demo.output())
+        assert link, "the console sender printed no link"
+        page = httpx.get(link.group(1))
+        assert "Call 4712" in page.text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        decided = httpx.post(link.group(1), data={"csrf": csrf, "decision": "approve"})
+        assert decided.status_code == 200, decided.text
+        sms_token = redeem(issuer, auth, sms.json()["auth_req_id"])
+        sms_claims = jwt.decode(sms_token["id_token"], keys, algorithms=["ES256"]).claims
+        assert sms_claims["phone_number"] == "+46701234567"
+        assert sms_claims["amr"] == ["sms"]
+        freja_token = redeem(issuer, auth, freja.json()["auth_req_id"])
+        freja_claims = jwt.decode(freja_token["id_token"], keys, algorithms=["ES256"]).claims
+        assert freja_claims["acr"] == "urn:grn:authn:se:frejaid:plus"
+        assert freja_claims["given_name"] == "Karl"
     finally:
         assert demo.stop() == 0
+
+
+def redeem(issuer: str, auth: tuple[str, str], auth_req_id: str) -> dict:
+    """Poll the token endpoint at the demo's interval until tokens or a final error."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        response = httpx.post(
+            f"{issuer}/token",
+            auth=auth,
+            data={"grant_type": "urn:openid:params:grant-type:ciba", "auth_req_id": auth_req_id},
+        )
+        body = response.json()
+        if response.status_code == 200:
+            return body
+        assert body["error"] == "authorization_pending", body
+        time.sleep(5)
+    raise AssertionError("no tokens within 30 s")
