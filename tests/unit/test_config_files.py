@@ -1,0 +1,42 @@
+"""Every configuration file shipped in config/ passes check-config."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from ciba_gateway.cli_check import check_config_command
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_config_is_valid(path: Path) -> None:
+    """check-config accepts the file and reports its tenants."""
+    out, err = io.StringIO(), io.StringIO()
+    assert check_config_command(str(path), out=out, err=err) == 0, err.getvalue()
+    assert out.getvalue().startswith("OK:")
+
+
+def test_there_are_config_files_to_check() -> None:
+    """The demo and the annotated example are both present."""
+    names = {p.name for p in CONFIG_DIR.glob("*.yaml")}
+    assert {"demo.yaml", "gateway.example.yaml"} <= names
+
+
+def test_check_config_reports_every_problem_with_its_path(tmp_path: Path) -> None:
+    """A broken copy of the example config fails with one line per problem."""
+    text = (CONFIG_DIR / "gateway.example.yaml").read_text()
+    broken = text.replace("method: client_secret_basic", "method: magic").replace(
+        "poll_interval: 5", "poll_interval: 0"
+    )
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken + "surprise: true\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert check_config_command(str(path), out=out, err=err) == 1
+    lines = err.getvalue().strip().splitlines()
+    assert any(line.startswith("tenants[0].clients[0].auth.method:") for line in lines)
+    assert any(line.startswith("tenants[0].lifetimes.poll_interval:") for line in lines)
+    assert any("surprise" in line for line in lines)
