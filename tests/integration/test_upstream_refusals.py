@@ -21,8 +21,8 @@ from ciba_gateway.connector import (
     InvalidAuthorizationDetails,
     Pending,
     PollResult,
-    StartRequest,
     Started,
+    StartRequest,
     UpstreamRejected,
     UpstreamUnavailable,
     UserBusy,
@@ -71,6 +71,7 @@ class RefusingConnector(BaseConnector):
 
 
 def yaml(tmp: Path, public_jwk: dict[str, Any]) -> str:
+    jwks = msgspec.json.encode({"keys": [public_jwk]}).decode()
     return f"""
 store: {{url: "memory://"}}
 tenants:
@@ -88,7 +89,7 @@ tenants:
       - client_id: rp
         auth: {{method: client_secret_basic, secret: "{SECRET}"}}
       - client_id: keyed
-        auth: {{method: private_key_jwt, jwks: {{keys: [{msgspec.json.encode(public_jwk).decode()}]}}}}
+        auth: {{method: private_key_jwt, jwks: {jwks}}}
 """
 
 
