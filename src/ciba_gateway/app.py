@@ -250,8 +250,6 @@ def create_app(
     store: Store | None = None,
     clock: Callable[[], float] = time.time,
     run_driver: bool = True,
-    driver_tick: float = 0.2,
-    lease_seconds: float = 15.0,
     config_path: str | Path | None = None,
 ) -> Litestar:
     """Build the gateway app for ``config``.
@@ -263,7 +261,7 @@ def create_app(
     """
     registry = registry or load_registry()
     keys: dict[str, TenantKeys] = {t.id: load_tenant_keys(t) for t in config.tenants}
-    the_store = store or create_store(config.store)
+    the_store = store or create_store(config.store, clock=clock)
     metrics = Metrics()
     path = Path(config_path) if config_path is not None else None
 
@@ -281,7 +279,9 @@ def create_app(
         )
         app.state.runtime = runtime
         await runtime.start(
-            run_driver=run_driver, driver_tick=driver_tick, lease_seconds=lease_seconds
+            run_driver=run_driver,
+            driver_tick=config.driver.tick,
+            lease_seconds=config.driver.lease_seconds,
         )
         loop = asyncio.get_running_loop()
         on_hup = False

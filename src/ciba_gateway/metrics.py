@@ -39,6 +39,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Label children by (tenant, endpoint, status): ``labels()`` takes a lock and
+        # builds a tuple per call; the label space is bounded (module docstring).
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.http_requests = Counter(
             "ciba_http_requests_total",
             "HTTP requests",
@@ -94,9 +97,16 @@ class Metrics:
         name = endpoint if endpoint in _KNOWN_ENDPOINTS or endpoint.startswith("/") else "connector"
         if endpoint.startswith("/") and endpoint not in {"/healthz", "/readyz", "/metrics"}:
             name = "other"
-        label = tenant or "-"
-        self.http_requests.labels(label, name, str(status)).inc()
-        self.http_latency.labels(label, name).observe(seconds)
+        key = (tenant or "-", name, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(key[0], name, str(status)),
+                self.http_latency.labels(key[0], name),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     @asynccontextmanager
     async def upstream(self, connector_type: str, operation: str) -> AsyncIterator[None]:

@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -28,13 +29,20 @@ from ciba_gateway.connector import load_registry
 from ciba_gateway.errors import ConfigError
 from ciba_gateway.tokens import load_tenant_keys
 
-__all__ = ["CONFIG_ENV", "run_granian", "run_uvicorn"]
+__all__ = ["CONFIG_ENV", "UVICORN_OPTIONS", "granian_server", "run_granian", "run_uvicorn"]
 
 CONFIG_ENV = "CIBA_GATEWAY_CONFIG"
 APP_FACTORY = "ciba_gateway.asgi:app_from_env"
 GRACEFUL_SECONDS = 10
 
 log = structlog.get_logger("ciba_gateway.server")
+
+UVICORN_OPTIONS: dict[str, object] = {
+    "log_config": None,
+    "access_log": False,
+    "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+}
+"""uvicorn settings of ``serve`` (bench/ runs its ceiling app with the same ones)."""
 
 
 def run_uvicorn(config_path: Path, host: str, port: int, workers: int) -> int:
@@ -43,16 +51,8 @@ def run_uvicorn(config_path: Path, host: str, port: int, workers: int) -> int:
 
     os.environ[CONFIG_ENV] = str(config_path)
     _exit_cleanly_on_sigterm()
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=GRACEFUL_SECONDS,
-    )
+    options: dict[str, Any] = dict(UVICORN_OPTIONS)
+    uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers, **options)
     return 0
 
 
@@ -99,17 +99,13 @@ class ConfigSnapshot:
         self.directory.rmdir()
 
 
-def run_granian(config_path: Path, host: str, port: int, workers: int) -> int:
-    """Serve with granian; SIGHUP validates the file, then respawns workers gracefully."""
+def granian_server(target: str, host: str, port: int, workers: int) -> Any:
+    """A ``Granian`` server for the ASGI app factory ``target`` with the settings of ``serve``."""
     from granian import Granian
     from granian.constants import Interfaces
 
-    snapshot = ConfigSnapshot(config_path)
-    if not snapshot.refresh():
-        return 1
-    os.environ[CONFIG_ENV] = str(snapshot.path)
-    server = Granian(
-        APP_FACTORY,
+    return Granian(
+        target,
         address=host,
         port=port,
         interface=Interfaces.ASGI,
@@ -119,6 +115,15 @@ def run_granian(config_path: Path, host: str, port: int, workers: int) -> int:
         workers_kill_timeout=GRACEFUL_SECONDS,
         respawn_interval=1.0,
     )
+
+
+def run_granian(config_path: Path, host: str, port: int, workers: int) -> int:
+    """Serve with granian; SIGHUP validates the file, then respawns workers gracefully."""
+    snapshot = ConfigSnapshot(config_path)
+    if not snapshot.refresh():
+        return 1
+    os.environ[CONFIG_ENV] = str(snapshot.path)
+    server = granian_server(APP_FACTORY, host, port, workers)
 
     def on_reload() -> None:
         if snapshot.refresh():

@@ -3,32 +3,55 @@
 The tests speak only to the ``Store`` protocol; time comes from an injectable
 clock, never from sleeping. The SQLite-only tests at the end cover what only a
 shared file can show: several processes and a restart.
+
+Redis runs against the server on ``127.0.0.1:6379`` (``.ci/redis.sh`` starts one),
+each test under its own random key prefix, deleted afterwards. The Redis store
+compares logical times from the same fake clock as the others; its keys' real
+TTLs are only its garbage collector, so the Redis-only tests at the end check
+those with short real TTLs (and real sleeps), plus what only a shared server
+shows: two stores leasing concurrently, lost scripts, an unreachable server,
+mutual TLS (a private ``redis-server`` with a throwaway CA).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import ipaddress
 import secrets
-from collections.abc import AsyncIterator, Callable
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+import redis.asyncio as aioredis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from redis.crc import key_slot
 
-from ciba_gateway.config.model import StoreConfig
+from ciba_gateway.config.model import StoreConfig, StoreTLSConfig
 from ciba_gateway.connector import Identity, LoginHint
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.store.base import Store
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.store.memory import MemoryStore
+from ciba_gateway.store.redis import RedisStore
 from ciba_gateway.store.sqlite import SQLiteStore
 
 T0 = 1_700_000_000.0
 RETENTION = 600.0
 LIFETIME = 120.0
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 class FakeClock:
@@ -50,22 +73,50 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _make_store(kind: str, tmp_path: Path, clock: Callable[[], float]) -> Store:
+@asynccontextmanager
+async def fresh_redis_prefix() -> AsyncIterator[str]:
+    """A fresh key prefix on the local Redis; every key under it is deleted afterwards."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        try:
+            await client.ping()
+        except (aioredis.ConnectionError, OSError):
+            pytest.fail(f"no Redis at {REDIS_URL}: run .ci/redis.sh")
+        prefix = f"test-{secrets.token_hex(6)}:"
+        yield prefix
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix() -> AsyncIterator[str]:
+    async with fresh_redis_prefix() as prefix:
+        yield prefix
+
+
+def _make_store(kind: str, tmp_path: Path, clock: Callable[[], float], prefix: str) -> Store:
     if kind == "memory":
         return MemoryStore(retention=RETENTION, clock=clock)
+    if kind == "redis":
+        return RedisStore(REDIS_URL, retention=RETENTION, prefix=prefix, clock=clock)
     return SQLiteStore(str(tmp_path / "db" / "gateway.db"), retention=RETENTION, clock=clock)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(
     request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
 ) -> AsyncIterator[Store]:
-    instance = _make_store(request.param, tmp_path, clock)
-    await instance.open()
-    try:
+    async with AsyncExitStack() as stack:
+        prefix = ""
+        if request.param == "redis":
+            prefix = await stack.enter_async_context(fresh_redis_prefix())
+        instance = _make_store(request.param, tmp_path, clock, prefix)
+        await instance.open()
+        stack.push_async_callback(instance.close)
         yield instance
-    finally:
-        await instance.close()
 
 
 def make_request(now: float = T0, **overrides: Any) -> AuthRequest:
@@ -308,7 +359,10 @@ async def test_expired_request_is_kept_for_retention_then_gone(
 async def test_purge_expired_deletes_only_what_is_past_retention(
     store: Store, clock: FakeClock
 ) -> None:
-    """purge_expired removes requests past retention and expired values, and counts them."""
+    """purge_expired removes requests past retention and expired values, and counts them.
+
+    Redis expires values itself, so its purge finds (and counts) only the request.
+    """
     old = make_request(now=T0 - LIFETIME - RETENTION - 10)
     fresh = make_request()
     await store.create(old)
@@ -318,10 +372,15 @@ async def test_purge_expired_deletes_only_what_is_past_retention(
     await store.put_value("sms", "long", b"2", ttl=600)
 
     clock.advance(10)
-    assert await store.purge_expired(clock.now) == 3
+    # Redis expires values by itself (every key has a TTL): its purge counts requests only.
+    assert await store.purge_expired(clock.now) == (1 if isinstance(store, RedisStore) else 3)
 
+    assert await store.get(old.auth_req_id) is None
     assert await store.get(fresh.auth_req_id) == fresh
+    assert await store.get_value("sms", "short") is None
+    assert await store.remember("jti", "short", ttl=5) is True
     assert await store.get_value("sms", "long") == b"2"
+    assert await store.count_pending() == 1
     assert await store.purge_expired(clock.now) == 0
 
 
@@ -506,6 +565,283 @@ async def test_sqlite_refuses_in_memory_database_and_unopened_use(tmp_path: Path
         await store.get("anything")
 
 
+# --- Redis only: real expiry, a shared server, failures ------------------------------------
+
+
+async def _keys(prefix: str) -> list[bytes]:
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        return sorted([key async for key in client.scan_iter(match=f"{prefix}*", count=1000)])
+    finally:
+        await client.aclose()
+
+
+async def test_redis_every_key_has_a_ttl_and_redis_collects_them(redis_prefix: str) -> None:
+    """After every kind of write each key carries a TTL, and Redis drops them all in real time.
+
+    Real clock and sleeps: this is Redis's own expiry, which a fake clock cannot move.
+    """
+    store = RedisStore(REDIS_URL, retention=0.2, grace=0.2, prefix=redis_prefix)
+    await store.open()
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        now = time.time()
+        a, b = (make_request(now=now, expires_at=now + 0.4, next_poll_at=now) for _ in range(2))
+        await store.create(a)
+        await store.create(b)
+        leased = await store.lease_due(now, "worker-a", 0.3, 1)
+        await store.lease_due(now, "worker-b", 0.3, 1)
+        done = bump(
+            leased[0], status=Status.APPROVED, next_poll_at=None, lease_owner=None, lease_until=None
+        )
+        assert await store.transition(done)
+        await store.remember("jti", "j", ttl=0.3)
+        await store.put_value("sms", "v", b"x", ttl=0.3)
+        await store.incr("rate", "c", ttl=0.3)
+
+        keys = await _keys(redis_prefix)
+        assert len(keys) == 8  # 2 requests, due, pending, worker-b's lease set, 3 values
+        ttls = [await client.pttl(key) for key in keys]
+        assert all(0 < ttl <= 1000 for ttl in ttls), dict(zip(keys, ttls, strict=True))
+
+        await asyncio.sleep(1.2)
+        assert [key for key in keys if await client.exists(key)] == []
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def test_redis_two_stores_never_lease_the_same_request(
+    redis_prefix: str, clock: FakeClock
+) -> None:
+    """Replicas (two stores, own connection pools) leasing in parallel lease each request once."""
+    stores = [
+        RedisStore(REDIS_URL, retention=RETENTION, prefix=redis_prefix, clock=clock)
+        for _ in range(2)
+    ]
+    for store in stores:
+        await store.open()
+    try:
+        requests = [make_request(next_poll_at=T0 - i) for i in range(200)]
+        await asyncio.gather(*(stores[0].create(r) for r in requests))
+
+        async def drain(store: RedisStore, owner: str) -> list[str]:
+            got: list[str] = []
+            for _ in range(len(requests)):  # bounded: a broken lease must fail, not hang
+                batch = await store.lease_due(T0, owner, 30, 3)
+                if not batch:
+                    break
+                got += [r.auth_req_id for r in batch]
+            return got
+
+        results = await asyncio.gather(*(drain(stores[i % 2], f"w{i}") for i in range(6)))
+        leased = [rid for result in results for rid in result]
+        assert len(leased) == len(set(leased)) == len(requests)
+
+        target = await stores[1].get(requests[0].auth_req_id)
+        assert target is not None
+        assert await stores[0].transition(bump(target, status=Status.APPROVED)) is True
+        assert await stores[1].transition(bump(target, status=Status.DENIED)) is False
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@pytest.fixture
+async def redis_store(redis_prefix: str, clock: FakeClock) -> AsyncIterator[RedisStore]:
+    """A RedisStore on a fresh prefix, for the Redis-only tests."""
+    store = RedisStore(REDIS_URL, retention=RETENTION, prefix=redis_prefix, clock=clock)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_redis_keys_of_requests_share_one_cluster_slot(redis_store: RedisStore) -> None:
+    """Every key a script touches carries the ``{req}`` hash tag (one Redis Cluster slot)."""
+    store = redis_store
+    request = make_request()
+    await store.create(request)
+    await store.lease_due(T0, "w", 30, 10)
+    keys = [key for key in await _keys(store.prefix) if b"{req}" in key]
+    assert len(keys) == 4  # request, due, pending, lease set
+    assert len({key_slot(key) for key in keys}) == 1
+
+
+async def test_redis_scripts_are_reloaded_after_a_script_flush(redis_store: RedisStore) -> None:
+    """After SCRIPT FLUSH (a restarted or failed-over server) the scripts load again."""
+    store = redis_store
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        request = make_request()
+        await store.create(request)
+        await client.script_flush()
+        assert await store.transition(bump(request, status=Status.DENIED)) is True
+        assert await store.remember("jti", "x", ttl=60) is True
+    finally:
+        await client.aclose()
+
+
+async def test_redis_request_that_vanished_leaves_no_index_behind(
+    redis_store: RedisStore, clock: FakeClock
+) -> None:
+    """A request Redis dropped is skipped by lease_due, and purge clears its index entries."""
+    store = redis_store
+    request = make_request(next_poll_at=T0)
+    await store.create(request)
+    client = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        await client.delete(f"{store.prefix}{{req}}:r:{request.auth_req_id}")
+        assert await store.lease_due(T0, "w", 30, 10) == []
+        assert await client.zscore(f"{store.prefix}{{req}}:due", request.auth_req_id) is None
+
+        clock.now = request.expires_at + RETENTION + 1
+        assert await store.count_pending() == 0
+        assert await store.purge_expired(clock.now) == 0
+        assert await client.exists(f"{store.prefix}{{req}}:pending") == 0
+    finally:
+        await client.aclose()
+
+
+async def test_redis_unreachable_server_raises_store_error() -> None:
+    """With no server, open still succeeds (not ready), ping is False, calls raise StoreError."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout=0.5, retries=1)
+    assert await store.ping() is False
+    with pytest.raises(StoreError, match="not open"):
+        await store.get("x")
+    await store.open()
+    try:
+        assert await store.ping() is False
+        with pytest.raises(StoreError):
+            await store.get("x")
+        with pytest.raises(StoreError):
+            await store.create(make_request())
+        with pytest.raises(StoreError):
+            await store.lease_due(T0, "w", 30, 10)
+        with pytest.raises(StoreError):
+            await store.put_value("ns", "k", b"v", ttl=1)
+    finally:
+        await store.close()
+
+
+def _issue_cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None = None,
+    issuer_key: ec.EllipticCurvePrivateKey | None = None,
+    *,
+    ca: bool = False,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def _write_pki(directory: Path) -> dict[str, Path]:
+    """A CA, a server certificate for localhost and a client certificate, as PEM files."""
+    ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+    ca = _issue_cert("test CA", ca_key, ca=True)
+    files: dict[str, Path] = {}
+    for name, cert, key in (
+        ("ca", ca, ca_key),
+        ("server", _issue_cert("localhost", server_key, ca.subject, ca_key), server_key),
+        ("client", _issue_cert("gateway", client_key, ca.subject, ca_key), client_key),
+    ):
+        files[name] = directory / f"{name}.pem"
+        files[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        files[f"{name}-key"] = directory / f"{name}.key"
+        files[f"{name}-key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return files
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[int, dict[str, Path]]]:
+    """A redis-server that speaks only mutual TLS, on a spare port, and its PKI files."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run .ci/redis.sh")
+    pki = _write_pki(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = [binary, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1"]
+    args += ["--tls-cert-file", str(pki["server"]), "--tls-key-file", str(pki["server-key"])]
+    args += ["--tls-ca-cert-file", str(pki["ca"]), "--tls-auth-clients", "yes"]
+    args += ["--save", "", "--appendonly", "no"]
+    server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the TLS redis-server did not start"
+                time.sleep(0.05)
+        yield port, pki
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def test_redis_over_mutual_tls_with_the_configured_files(
+    tls_redis: tuple[int, dict[str, Path]],
+) -> None:
+    """rediss:// with tls.ca_file and a client certificate works; without the certificate not."""
+    port, pki = tls_redis
+    url = f"rediss://localhost:{port}/0"
+    trusted = StoreTLSConfig(
+        ca_file=str(pki["ca"]), cert_file=str(pki["client"]), key_file=str(pki["client-key"])
+    )
+    store = create_store(StoreConfig(url=url, tls=trusted, timeout=1.0))
+    await store.open()
+    try:
+        assert await store.ping() is True
+        request = make_request(now=time.time())
+        await store.create(request)
+        assert await store.get(request.auth_req_id) == request
+    finally:
+        await store.close()
+
+    anonymous = create_store(
+        StoreConfig(url=url, tls=StoreTLSConfig(ca_file=str(pki["ca"])), timeout=1.0)
+    )
+    await anonymous.open()
+    try:
+        assert await anonymous.ping() is False
+        with pytest.raises(StoreError):
+            await anonymous.get("x")
+    finally:
+        await anonymous.close()
+
+
 # --- create_store -------------------------------------------------------------------------
 
 
@@ -529,17 +865,49 @@ def test_create_store_sqlite_relative_and_absolute(
     assert absolute.path == tmp_path / "abs" / "gw.db"
 
 
+def test_create_store_redis_and_rediss_with_options(tmp_path: Path) -> None:
+    """redis:// and rediss:// build a RedisStore carrying prefix, pool, timeouts and TLS files."""
+    plain = create_store(
+        StoreConfig(url="redis://cache:6379/2", prefix="gw-a:", pool_size=8, timeout=0.5)
+    )
+    assert isinstance(plain, RedisStore)
+    assert (plain.url, plain.prefix, plain.pool_size, plain.timeout, plain.retention) == (
+        "redis://cache:6379/2",
+        "gw-a:",
+        8,
+        0.5,
+        3600,
+    )
+    tls = StoreTLSConfig(ca_file=str(tmp_path / "ca.pem"), cert_file="c.pem", key_file="k.pem")
+    secure = create_store(StoreConfig(url="rediss://cache:6380/0", tls=tls, retries=0))
+    assert isinstance(secure, RedisStore)
+    assert secure.retries == 0
+    assert secure._ssl == {
+        "ssl_ca_certs": str(tmp_path / "ca.pem"),
+        "ssl_certfile": "c.pem",
+        "ssl_keyfile": "k.pem",
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+    }
+
+
+def test_store_config_rejects_tls_without_rediss_and_half_a_client_cert() -> None:
+    """TLS options need a rediss:// url, and a client certificate needs its key."""
+    with pytest.raises(ValueError, match="rediss://"):
+        StoreConfig(url="redis://cache:6379/0", tls=StoreTLSConfig())
+    with pytest.raises(ValueError, match="go together"):
+        StoreTLSConfig(cert_file="c.pem")
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://localhost:6379/0", "the redis store is not available in this build"),
-        ("rediss://cache.example:6380", "the redis store is not available in this build"),
         ("sqlite://host/gw.db", "sqlite:///relative/path.db"),
         ("sqlite:///", "names no file"),
         ("memory://somewhere", "takes no path"),
     ],
 )
-def test_create_store_rejects_unavailable_or_malformed_urls(url: str, message: str) -> None:
-    """Redis is not in this build yet, and malformed URLs are refused with a clear StoreError."""
+def test_create_store_rejects_malformed_urls(url: str, message: str) -> None:
+    """Malformed URLs are refused with a clear StoreError."""
     with pytest.raises(StoreError, match=message):
         create_store(StoreConfig(url=url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -39,6 +40,7 @@ class Process:
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             cwd=cwd,
+            start_new_session=True,  # its own process group: server workers die with it
         )
 
     def wait_http(self, url: str, timeout: float = 20.0) -> None:
@@ -56,13 +58,13 @@ class Process:
         raise TimeoutError(f"{url} did not come up:\n{self.output()}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
+        """SIGKILL the whole process group (server and its workers): no shutdown hooks run."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
 
     def stop(self) -> int:
-        """SIGTERM and wait."""
+        """SIGTERM the server and wait; then make sure nothing of its group is left."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -70,6 +72,8 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._log.close()
         return self.proc.returncode
 

@@ -21,6 +21,7 @@ __all__ = [
     "ClientConfig",
     "ConnectorInstance",
     "GatewayConfig",
+    "DriverConfig",
     "KeyConfig",
     "Lifetimes",
     "LoggingConfig",
@@ -29,6 +30,7 @@ __all__ = [
     "ServerConfig",
     "SimulatorConfig",
     "StoreConfig",
+    "StoreTLSConfig",
     "SubjectConfig",
     "TenantConfig",
 ]
@@ -52,12 +54,43 @@ class ServerConfig(Base, kw_only=True):
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
 
 
+class StoreTLSConfig(Base, kw_only=True):
+    """TLS to Redis (``rediss://`` urls): trust anchors and an optional client certificate."""
+
+    ca_file: str | None = None
+    """PEM bundle to verify the server with (default: the system trust store)."""
+    cert_file: str | None = None
+    """Client certificate (PEM) when Redis requires mutual TLS."""
+    key_file: str | None = None
+    """The client certificate's private key (PEM)."""
+    verify: bool = True
+    """Verify the server's certificate and host name; false only for throwaway test setups."""
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls.cert_file and tls.key_file go together")
+
+
 class StoreConfig(Base, kw_only=True):
-    """``memory://``, ``sqlite:///relative/path.db`` / ``sqlite:////abs/path.db`` or ``redis://``."""
+    """``memory://``, ``sqlite:///relative/path.db`` / ``sqlite:////abs/path.db`` or ``redis://``.
+
+    Redis: ``redis://[user:password@]host:6379/0`` or ``rediss://...`` with ``tls``;
+    see docs/deployment.md.
+    """
 
     url: str = "sqlite:///var/ciba-gateway.db"
     retention: PositiveSeconds = 3600
     """Seconds a request is kept after it expires (answers invalid_grant / expired_token)."""
+    prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$")] = "ciba:"
+    """Redis: prepended to every key, one per deployment sharing a server."""
+    tls: StoreTLSConfig | None = None
+    """Redis: TLS options for a ``rediss://`` url."""
+    pool_size: Annotated[int, Meta(ge=1, le=10000)] = 64
+    """Redis: most connections per process; callers beyond it wait up to ``timeout``."""
+    timeout: Annotated[float, Meta(gt=0, le=60)] = 2.0
+    """Redis: seconds to connect, to run one command, and to wait for a free connection."""
+    retries: Annotated[int, Meta(ge=0, le=10)] = 2
+    """Redis: extra attempts after a connection error (never after a timeout)."""
 
     def __post_init__(self) -> None:
         scheme = self.url.split(":", 1)[0]
@@ -65,6 +98,8 @@ class StoreConfig(Base, kw_only=True):
             raise ValueError(
                 f"store url scheme must be memory, sqlite, redis or rediss, got {scheme!r}"
             )
+        if self.tls is not None and scheme != "rediss":
+            raise ValueError("store.tls needs a rediss:// url")
 
 
 class LoggingConfig(Base, kw_only=True):
@@ -204,6 +239,15 @@ class SimulatorConfig(Base, kw_only=True):
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class DriverConfig(Base, kw_only=True):
+    """The background driver that polls upstreams and delivers notifications."""
+
+    lease_seconds: Annotated[float, Meta(ge=1, le=600)] = 15.0
+    """How long a driver owns a leased request; a dead replica's work is taken over after it."""
+    tick: Annotated[float, Meta(gt=0, le=10)] = 0.2
+    """Seconds between looks for due work when there is none."""
+
+
 class NotificationsConfig(Base, kw_only=True):
     """Ping/push delivery (CIBA Core 10.2, 10.3): timeouts and retry bounds."""
 
@@ -293,6 +337,7 @@ class GatewayConfig(Base, kw_only=True):
     logging: LoggingConfig = LoggingConfig()
     simulators: tuple[SimulatorConfig, ...] = ()
     notifications: NotificationsConfig = NotificationsConfig()
+    driver: DriverConfig = DriverConfig()
 
     def __post_init__(self) -> None:
         if not self.tenants:

@@ -28,6 +28,7 @@ from ciba_gateway.connector import (
     Pending,
     UpstreamUnavailable,
 )
+from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.flow.notify import Notifier
@@ -91,6 +92,10 @@ class Driver:
         while not self._stopping.is_set():
             try:
                 leased = await self.run_once()
+            except StoreError as exc:
+                # The store is down (e.g. Redis restarting): one line per tick, no traceback.
+                log.warning("driver_store_unavailable", error=str(exc))
+                leased = 0
             except Exception:
                 log.exception("driver_iteration_failed")
                 leased = 0

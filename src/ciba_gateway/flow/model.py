@@ -26,7 +26,7 @@ class Status(enum.StrEnum):
 TERMINAL = frozenset({Status.APPROVED, Status.DENIED, Status.FAILED, Status.EXPIRED, Status.ISSUED})
 
 
-class AuthRequest(msgspec.Struct, kw_only=True, frozen=True):
+class AuthRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """One CIBA authentication request, as stored.
 
     Changed only through ``msgspec.structs.replace`` plus a compare-and-set on

@@ -1,0 +1,598 @@
+"""The scale-out store: several gateway replicas share one Redis (or Valkey).
+
+Every method is one round trip (``purge_expired``: one per 500 entries): a
+plain command for values and reads, a Lua script (``EVALSHA``, reloaded by
+redis-py on ``NOSCRIPT``) wherever a change touches more than one key or must
+compare before it writes. A script runs atomically on the server, so
+compare-and-set holds across any number of replicas without locks or
+``WATCH`` retries.
+
+Keys (``P`` is the configured prefix, default ``ciba:``)::
+
+    P{req}:r:<auth_req_id>   hash  d=msgpack AuthRequest, v=version, e=expires_at,
+                                   s=status, n=next_poll_at, lu=lease_until, lo=lease_owner
+    P{req}:due               zset  auth_req_id scored by max(next_poll_at, lease_until)
+    P{req}:pending           zset  pending auth_req_ids scored by expires_at
+    P{req}:lease:<owner>     set   auth_req_ids a driver holds a lease on
+    Pv:<len(ns)>:<ns>:<key>  string  a small value: tag, logical deadline, payload
+
+Leasing without re-encoding: ``lease_due`` must bump ``version`` and set the
+lease, which live inside the msgpack blob, and Lua cannot rewrite msgpack
+cheaply. So the hash fields ``v``, ``lo`` and ``lu`` are authoritative and
+``get`` patches them into the decoded blob (one ``HMGET``, still one round
+trip). ``lease_due`` and ``release_leases`` change only those fields;
+``transition`` compares ``v`` and rewrites blob and fields together. Every
+index (``due``, ``pending``, the lease sets) is updated in the same script as
+the hash, so they never disagree with it.
+
+Time: the store compares logical times from the injected clock, exactly like
+the memory and SQLite stores (a request is gone when ``expires_at < now -
+retention``; a value when its deadline ``<= now``). Redis's own expiry is the
+garbage collector behind that: every key gets a TTL of its remaining logical
+life plus ``GRACE`` seconds, so a replica whose clock runs a little behind
+never finds a key gone early. Index keys get the TTL of their longest-lived
+member. ``purge_expired`` therefore only removes pending requests past
+retention (and their index entries) that Redis has not collected yet;
+everything else Redis expires by itself.
+
+Failures: every Redis error becomes ``StoreError`` (the web layer answers 503
+``temporarily_unavailable``). Connecting is retried a bounded number of times
+with jittered backoff, and a command is resent only after a *connection* error
+(typically a pooled connection that died with a restarted server), never after
+a timeout, when it may have run. In the rare case that a connection breaks
+after the server ran a command, the resent one fails safe: a compare-and-set
+finds its own version and returns False, ``create`` reports the id as taken,
+``remember``/``take_value`` report the key as used, ``incr`` counts one more,
+and a lost ``lease_due`` batch waits out its lease. Nothing is ever applied
+twice in the caller's favour.
+
+Redis Cluster is not supported by this client (see docs/deployment.md): every
+key a script touches shares the ``{req}`` hash tag, so the layout would fit
+one cluster slot, but that puts all request state on one shard anyway.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+import structlog
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from ciba_gateway.errors import StoreError
+from ciba_gateway.flow.model import AuthRequest
+
+__all__ = ["GRACE", "RedisStore"]
+
+log = structlog.get_logger("ciba_gateway.store")
+
+GRACE = 30.0
+"""Seconds every key outlives its logical expiry (clock skew between replicas)."""
+
+_PURGE_BATCH = 500
+_HEALTH_CHECK_INTERVAL = 10
+"""Seconds a pooled connection may idle before it is PINGed ahead of the next command."""
+
+# Shared by create and transition: write the hash and every index in one go.
+_WRITE = """
+local function keep_ttl(key, ttl)
+  if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+end
+local function write(req, due, pending, a, old_owner)
+  local id, blob, version, expires, status = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
+  local next_poll, lease_until, owner = ARGV[a+5], ARGV[a+6], ARGV[a+7]
+  local score, ttl, lease_prefix, lease_ttl = ARGV[a+8], ARGV[a+9], ARGV[a+10], ARGV[a+11]
+  redis.call('DEL', req)
+  local fields = {'d', blob, 'v', version, 'e', expires, 's', status}
+  if next_poll ~= '' then fields[#fields+1] = 'n'; fields[#fields+1] = next_poll end
+  if lease_until ~= '' then fields[#fields+1] = 'lu'; fields[#fields+1] = lease_until end
+  if owner ~= '' then fields[#fields+1] = 'lo'; fields[#fields+1] = owner end
+  redis.call('HSET', req, unpack(fields))
+  redis.call('PEXPIRE', req, ttl)
+  if score ~= '' then
+    redis.call('ZADD', due, score, id)
+    keep_ttl(due, ttl)
+  else
+    redis.call('ZREM', due, id)
+  end
+  if status == 'pending' then
+    redis.call('ZADD', pending, expires, id)
+    keep_ttl(pending, ttl)
+  else
+    redis.call('ZREM', pending, id)
+  end
+  if old_owner and old_owner ~= owner then redis.call('SREM', lease_prefix .. old_owner, id) end
+  if owner ~= '' then
+    redis.call('SADD', lease_prefix .. owner, id)
+    keep_ttl(lease_prefix .. owner, lease_ttl)
+  end
+end
+"""
+
+_CREATE = (
+    _WRITE
+    + """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+write(KEYS[1], KEYS[2], KEYS[3], 1, false)
+return 1
+"""
+)
+
+_TRANSITION = (
+    _WRITE
+    + """
+local cur = redis.call('HMGET', KEYS[1], 'v', 'e', 'lo')
+if not cur[1] or cur[1] ~= ARGV[1] or tonumber(cur[2]) < tonumber(ARGV[2]) then return 0 end
+write(KEYS[1], KEYS[2], KEYS[3], 3, cur[3])
+return 1
+"""
+)
+
+# KEYS: due, lease set of owner. ARGV: now, cutoff, owner, lease_until, limit,
+# request key prefix, lease set ttl (ms). Returns blob, version pairs, earliest first.
+_LEASE_DUE = """
+local now, cutoff, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
+local still_due = tonumber(ARGV[4]) <= now
+local out, leased, kept = {}, 0, 0
+while leased < limit do
+  local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', kept, limit - leased)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local key = ARGV[6] .. id
+    local f = redis.call('HMGET', key, 'e', 'lu', 'd')
+    if not f[1] or tonumber(f[1]) < cutoff then
+      redis.call('ZREM', KEYS[1], id)
+    elseif f[2] and tonumber(f[2]) >= now then
+      kept = kept + 1
+    else
+      local version = redis.call('HINCRBY', key, 'v', 1)
+      redis.call('HSET', key, 'lo', ARGV[3], 'lu', ARGV[4])
+      redis.call('ZADD', KEYS[1], ARGV[4], id)
+      redis.call('SADD', KEYS[2], id)
+      out[#out+1] = f[3]
+      out[#out+1] = version
+      leased = leased + 1
+      if still_due then kept = kept + 1 end
+    end
+  end
+end
+if leased > 0 and redis.call('PTTL', KEYS[2]) < tonumber(ARGV[7]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+end
+return out
+"""
+
+# KEYS: lease set of owner, due. ARGV: owner, request key prefix.
+_RELEASE = """
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local key = ARGV[2] .. id
+  local f = redis.call('HMGET', key, 'lo', 'n')
+  if f[1] == ARGV[1] then
+    redis.call('HINCRBY', key, 'v', 1)
+    redis.call('HDEL', key, 'lo', 'lu')
+    if f[2] then redis.call('ZADD', KEYS[2], f[2], id) else redis.call('ZREM', KEYS[2], id) end
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+"""
+
+# KEYS: pending, due. ARGV: cutoff, request key prefix, batch.
+# Returns {requests deleted, index entries visited}.
+_PURGE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[3])
+local n = 0
+for _, id in ipairs(ids) do
+  local key = ARGV[2] .. id
+  local e = redis.call('HGET', key, 'e')
+  if e and tonumber(e) < tonumber(ARGV[1]) then n = n + redis.call('DEL', key) end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return {n, #ids}
+"""
+
+# Values are "<tag><deadline>\n<payload>"; tag v = value, r = remembered, c = counter.
+_HEAD = """
+local function deadline(raw)
+  local nl = string.find(raw, '\\n', 1, true)
+  if not nl then return nil, nil end
+  return tonumber(string.sub(raw, 2, nl - 1)), nl
+end
+"""
+
+# KEYS: value key. ARGV: now, new value, physical ttl (ms).
+_REMEMBER = (
+    _HEAD
+    + """
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local until_ = deadline(raw)
+  if until_ and until_ > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+)
+
+# KEYS: value key. ARGV: now, header of a fresh counter, physical ttl (ms).
+_INCR = (
+    _HEAD
+    + """
+local raw = redis.call('GET', KEYS[1])
+if raw and string.sub(raw, 1, 1) == 'c' then
+  local until_, nl = deadline(raw)
+  if until_ and until_ > tonumber(ARGV[1]) then
+    local count = tonumber(string.sub(raw, nl + 1)) + 1
+    redis.call('SET', KEYS[1], string.sub(raw, 1, nl) .. count, 'KEEPTTL')
+    return count
+  end
+end
+redis.call('SET', KEYS[1], ARGV[2] .. '1', 'PX', ARGV[3])
+return 1
+"""
+)
+
+
+def _num(value: float | None) -> str:
+    """A float as the exact text Redis and Lua parse back to the same double."""
+    return "" if value is None else repr(float(value))
+
+
+def _due_score(request: AuthRequest) -> float | None:
+    """When the request may next be leased: ``max(next_poll_at, lease_until)``; None if never."""
+    if request.next_poll_at is None:
+        return None
+    if request.lease_until is not None and request.lease_until > request.next_poll_at:
+        return request.lease_until
+    return request.next_poll_at
+
+
+def _ms(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1000))
+
+
+class RedisStore:
+    """The ``Store`` protocol on Redis / Valkey (6.2 or later), shared by many replicas.
+
+    Args:
+        url: ``redis://[user:password@]host:port/db`` or ``rediss://...`` (TLS).
+        retention: seconds a request stays readable after its ``expires_at``.
+        prefix: prepended to every key, so deployments can share one server.
+        pool_size: most connections this process opens; callers beyond it wait.
+        timeout: seconds for connecting, for one command and for a free connection.
+        retries: extra attempts after a connection error, with jittered backoff.
+        ssl: TLS options passed to redis-py for ``rediss://`` (``ssl_ca_certs``, ...).
+        grace: seconds every key outlives its logical expiry before Redis drops it.
+        clock: returns the current time in seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention: float = 3600,
+        prefix: str = "ciba:",
+        pool_size: int = 64,
+        timeout: float = 2.0,
+        retries: int = 2,
+        ssl: dict[str, Any] | None = None,
+        grace: float = GRACE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not url.startswith(("redis://", "rediss://")):
+            raise StoreError(f"a Redis store url starts with redis:// or rediss://, got {url!r}")
+        if ssl and not url.startswith("rediss://"):
+            raise StoreError("TLS options need a rediss:// url")
+        self.url = url
+        self.retention = retention
+        self.prefix = prefix
+        self.pool_size = pool_size
+        self.timeout = timeout
+        self.retries = retries
+        self._ssl = dict(ssl or {})
+        self.grace = grace
+        self._clock = clock
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder = msgspec.msgpack.Decoder(AuthRequest)
+        self._request_prefix = f"{prefix}{{req}}:r:"
+        self._lease_prefix = f"{prefix}{{req}}:lease:"
+        self._due = f"{prefix}{{req}}:due"
+        self._pending = f"{prefix}{{req}}:pending"
+        self._pool: BlockingConnectionPool | None = None
+        self._client: Redis | None = None
+        self._scripts: dict[str, Any] = {}
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> None:
+        """Build the connection pool and check the server; an unreachable one is only logged.
+
+        The app starts and reports not-ready (``/readyz``) until Redis answers,
+        instead of crash-looping while Redis restarts.
+        """
+        if self._client is not None:
+            return
+        options: dict[str, Any] = {
+            "max_connections": self.pool_size,
+            "timeout": self.timeout,
+            "socket_timeout": self.timeout,
+            "socket_connect_timeout": self.timeout,
+            "health_check_interval": _HEALTH_CHECK_INTERVAL,
+            "retry": Retry(
+                ExponentialWithJitterBackoff(cap=1.0, base=0.05),
+                self.retries,
+                supported_errors=(RedisConnectionError,),
+            ),
+            "client_name": "ciba-gateway",
+            **self._ssl,
+        }
+        try:
+            self._pool = BlockingConnectionPool.from_url(self.url, **options)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"invalid Redis store url or options: {exc}") from exc
+        self._client = Redis(connection_pool=self._pool)
+        self._scripts = {
+            name: self._client.register_script(source)
+            for name, source in (
+                ("create", _CREATE),
+                ("transition", _TRANSITION),
+                ("lease_due", _LEASE_DUE),
+                ("release", _RELEASE),
+                ("purge", _PURGE),
+                ("remember", _REMEMBER),
+                ("incr", _INCR),
+            )
+        }
+        if not await self.ping():
+            log.warning("redis_unreachable_at_start", url=_redacted(self.url))
+
+    async def close(self) -> None:
+        """Close every connection (idempotent)."""
+        client, pool = self._client, self._pool
+        self._client = self._pool = None
+        if client is not None:
+            await client.aclose()
+        if pool is not None:
+            await pool.aclose()
+
+    async def ping(self) -> bool:
+        """True when Redis answers PING."""
+        if self._client is None:
+            return False
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    # --- requests ---------------------------------------------------------
+
+    async def create(self, request: AuthRequest) -> None:
+        """Insert a new request; raises StoreError if ``auth_req_id`` exists."""
+        with self._errors():
+            created = await self._run(
+                "create", self._request_keys(request.auth_req_id), self._write_args(request)
+            )
+        if not created:
+            raise StoreError("auth_req_id already exists")
+
+    async def get(self, auth_req_id: str) -> AuthRequest | None:
+        """The request, or None when unknown or past its retention (one HMGET)."""
+        with self._errors():
+            blob, version, expires_at, owner, lease_until = await self._redis.hmget(
+                self._request_prefix + auth_req_id, ["d", "v", "e", "lo", "lu"]
+            )
+        if blob is None or float(expires_at) < self._clock() - self.retention:
+            return None
+        request = self._decoder.decode(blob)
+        return _with_lease_fields(request, version, owner, lease_until)
+
+    async def transition(self, new: AuthRequest) -> bool:
+        """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
+        cutoff = self._clock() - self.retention
+        with self._errors():
+            written = await self._run(
+                "transition",
+                self._request_keys(new.auth_req_id),
+                [str(new.version - 1), _num(cutoff), *self._write_args(new)],
+            )
+        return bool(written)
+
+    async def lease_due(
+        self, now: float, owner: str, lease_seconds: float, limit: int
+    ) -> list[AuthRequest]:
+        """Lease up to ``limit`` requests whose ``next_poll_at <= now``, earliest first."""
+        if limit <= 0:
+            return []
+        lease_until = now + lease_seconds
+        with self._errors():
+            reply = await self._run(
+                "lease_due",
+                [self._due, self._lease_prefix + owner],
+                [
+                    _num(now),
+                    _num(now - self.retention),
+                    owner,
+                    _num(lease_until),
+                    str(limit),
+                    self._request_prefix,
+                    str(_ms(lease_seconds + self.grace)),
+                ],
+            )
+        return [
+            msgspec.structs.replace(
+                self._decoder.decode(blob),
+                version=int(version),
+                lease_owner=owner,
+                lease_until=lease_until,
+            )
+            for blob, version in zip(reply[::2], reply[1::2], strict=True)
+        ]
+
+    async def release_leases(self, owner: str) -> int:
+        """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
+        keys = [self._lease_prefix + owner, self._due]
+        with self._errors():
+            return int(await self._run("release", keys, [owner, self._request_prefix]))
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete pending requests past retention that Redis has not expired yet.
+
+        Terminal requests and values are left to Redis's own expiry (every key
+        has a TTL), so they are not counted here.
+        """
+        purged = 0
+        cutoff = _num(now - self.retention)
+        with self._errors():
+            while True:
+                deleted, visited = await self._run(
+                    "purge",
+                    [self._pending, self._due],
+                    [cutoff, self._request_prefix, str(_PURGE_BATCH)],
+                )
+                purged += int(deleted)
+                if int(visited) < _PURGE_BATCH:
+                    return purged
+
+    async def count_pending(self) -> int:
+        """How many retained requests are pending (ZCOUNT on the pending index)."""
+        cutoff = self._clock() - self.retention
+        with self._errors():
+            return int(await self._redis.zcount(self._pending, cutoff, "+inf"))
+
+    # --- small values -----------------------------------------------------
+
+    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
+        """Record ``key`` once; True the first time, False while it is remembered."""
+        now = self._clock()
+        with self._errors():
+            first = await self._run(
+                "remember",
+                [self._value_key(namespace, key)],
+                [_num(now), _header(b"r", now + ttl), str(_ms(ttl + self.grace))],
+            )
+        return bool(first)
+
+    async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        """Store a small value that expires after ``ttl`` seconds."""
+        raw = _header(b"v", self._clock() + ttl) + value
+        with self._errors():
+            await self._redis.set(self._value_key(namespace, key), raw, px=_ms(ttl + self.grace))
+
+    async def get_value(self, namespace: str, key: str) -> bytes | None:
+        """A stored value, or None when absent or expired."""
+        with self._errors():
+            raw = await self._redis.get(self._value_key(namespace, key))
+        return self._payload(raw)
+
+    async def take_value(self, namespace: str, key: str) -> bytes | None:
+        """Atomically read and delete a value (GETDEL: single use across replicas)."""
+        with self._errors():
+            raw = await self._redis.getdel(self._value_key(namespace, key))
+        return self._payload(raw)
+
+    async def incr(self, namespace: str, key: str, ttl: float) -> int:
+        """Atomically add one to a counter that expires ``ttl`` s after its first increment."""
+        now = self._clock()
+        with self._errors():
+            return int(
+                await self._run(
+                    "incr",
+                    [self._value_key(namespace, key)],
+                    [_num(now), _header(b"c", now + ttl), str(_ms(ttl + self.grace))],
+                )
+            )
+
+    # --- internals --------------------------------------------------------
+
+    @property
+    def _redis(self) -> Redis:
+        if self._client is None:
+            raise StoreError("the Redis store is not open")
+        return self._client
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
+        if self._client is None:
+            raise StoreError("the Redis store is not open")
+        return await self._scripts[script](keys=keys, args=args)
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise StoreError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+    def _request_keys(self, auth_req_id: str) -> list[str]:
+        return [self._request_prefix + auth_req_id, self._due, self._pending]
+
+    def _write_args(self, request: AuthRequest) -> list[str | bytes]:
+        now = self._clock()
+        ttl = _ms(request.expires_at + self.retention - now + self.grace)
+        lease_left = 0.0 if request.lease_until is None else request.lease_until - now
+        return [
+            request.auth_req_id,
+            self._encoder.encode(request),
+            str(request.version),
+            _num(request.expires_at),
+            request.status.value,
+            _num(request.next_poll_at),
+            _num(request.lease_until),
+            request.lease_owner or "",
+            _num(_due_score(request)),
+            str(ttl),
+            self._lease_prefix,
+            str(_ms(lease_left + self.grace)),
+        ]
+
+    def _value_key(self, namespace: str, key: str) -> str:
+        # The length makes (namespace, key) unambiguous even when either holds ':'.
+        return f"{self.prefix}v:{len(namespace)}:{namespace}:{key}"
+
+    def _payload(self, raw: bytes | None) -> bytes | None:
+        if raw is None or raw[:1] != b"v":
+            return None
+        head, _, payload = raw.partition(b"\n")
+        if float(head[1:]) <= self._clock():
+            return None
+        return payload
+
+
+def _header(tag: bytes, deadline: float) -> bytes:
+    return tag + _num(deadline).encode() + b"\n"
+
+
+def _with_lease_fields(
+    request: AuthRequest, version: bytes, owner: bytes | None, lease_until: bytes | None
+) -> AuthRequest:
+    """``request`` with the hash's authoritative version and lease (see the module docstring)."""
+    fields = (
+        int(version),
+        None if owner is None else owner.decode(),
+        None if lease_until is None else float(lease_until),
+    )
+    if fields == (request.version, request.lease_owner, request.lease_until):
+        return request
+    return msgspec.structs.replace(
+        request, version=fields[0], lease_owner=fields[1], lease_until=fields[2]
+    )
+
+
+def _redacted(url: str) -> str:
+    """The url without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user = credentials.partition(":")[0]
+    return f"{scheme}{sep}{user}:***@{host}" if user else f"{scheme}{sep}***@{host}"
