@@ -84,7 +84,15 @@ class OAuthError(GatewayError):
         headers: dict[str, str] | None = None,
         status_code: int | None = None,
     ) -> None:
-        clean = "".join(ch if _is_allowed_description_char(ch) else "?" for ch in description)
+        if (
+            description.isascii()
+            and description.isprintable()
+            and '"' not in description
+            and "\\" not in description
+        ):
+            clean = description  # all of %x20-7E but '"' and '\\': nothing to replace
+        else:
+            clean = "".join(ch if _is_allowed_description_char(ch) else "?" for ch in description)
         super().__init__(clean or self.error)
         self.description = clean
         self.headers = dict(headers or {})

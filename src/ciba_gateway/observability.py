@@ -20,10 +20,12 @@ their messages are scrubbed too; local variables are never shown.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 import sys
+import time
 from typing import Any, Literal
 
 import msgspec
@@ -90,7 +92,9 @@ def _scrub_text(text: str) -> str:
     return _SCRUB.sub(_replace, text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_secret_key(key: str) -> bool:
+    # Cached: event keys come from the code, a small set seen on every log line.
     normalized = key.lower().replace("-", "_")
     return normalized in SECRET_KEYS or normalized.endswith(_SECRET_SUFFIXES)
 
@@ -140,6 +144,34 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+def _json(obj: Any, **_: Any) -> str:
+    # msgspec instead of json.dumps: this runs once per HTTP request (access log).
+    return msgspec.json.encode(obj, enc_hook=repr).decode()
+
+
+class _UtcTimestamp:
+    """Processor: ``timestamp`` in ISO 8601 UTC with microseconds.
+
+    The date part is formatted once a second; each ``configure_logging`` call
+    builds its own instance, so the cache is not module state.
+    """
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        now = time.time()
+        whole = int(now)
+        if whole != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._second = whole
+        event_dict["timestamp"] = f"{self._prefix}.{int((now - whole) * 1_000_000):06d}Z"
+        return event_dict
+
+
 def configure_logging(format: Literal["json", "console"] = "json", level: str = "info") -> None:
     """Configure structlog for the process: call once at startup.
 
@@ -158,7 +190,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             )
         ]
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json)
     elif format == "console":
         # ConsoleRenderer formats exc_info itself; plain_traceback shows no locals.
         exceptions = []
@@ -171,9 +203,9 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
             *exceptions,
             redact,
+            _UtcTimestamp(),  # after redact: our own clock needs no scrubbing
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),

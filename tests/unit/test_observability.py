@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,6 +220,23 @@ class TestConfigureLogging:
         assert line["timestamp"].endswith("Z")
         for leaked in ("hunter2", "199001011239", "46701234567", JWT[:20]):
             assert leaked not in lines[0]
+
+    def test_timestamp_is_utc_now_with_microseconds(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Each line's timestamp is the UTC time it was logged, ISO 8601 with microseconds."""
+        configure_logging("json", "info")
+        before = dt.datetime.now(dt.UTC)
+        for _ in range(3):
+            structlog.get_logger().info("tick")
+        after = dt.datetime.now(dt.UTC)
+        stamps = [json.loads(x)["timestamp"] for x in capsys.readouterr().out.splitlines()]
+        assert len(stamps) == 3
+        for stamp in stamps:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp), stamp
+            when = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+            assert before - dt.timedelta(microseconds=1) <= when <= after
+        assert stamps == sorted(stamps)
 
     def test_level_filters(self, capsys: pytest.CaptureFixture[str]) -> None:
         """Events below the configured level are dropped."""

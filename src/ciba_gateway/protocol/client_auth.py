@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Collection, Mapping
@@ -92,12 +93,16 @@ def _challenge(tenant: TenantConfig) -> dict[str, str]:
     return {"WWW-Authenticate": f'Basic realm="{tenant.issuer}"'}
 
 
+@functools.lru_cache(maxsize=1024)
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
 def _secret_matches(given: str, expected: str | None) -> bool:
     if expected is None:
         return False
     return hmac.compare_digest(
-        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(),
-        hashlib.sha256(expected.encode("utf-8", "surrogatepass")).digest(),
+        hashlib.sha256(given.encode("utf-8", "surrogatepass")).digest(), _digest(expected)
     )
 
 
@@ -130,12 +135,17 @@ def _basic(tenant: TenantConfig, credentials: str, form_client_id: str | None) -
     raw_id, colon, raw_secret = decoded.partition(":")
     if not colon or not raw_id:
         raise InvalidClientError("malformed Basic credentials", headers=headers)
-    client_id = unquote_plus(raw_id)
+    client_id = _form_decode(raw_id)
     if form_client_id is not None and form_client_id != client_id:
         raise InvalidClientError("client_id does not match the Basic credentials", headers=headers)
     return _check_secret(
-        tenant, client_id, unquote_plus(raw_secret), "client_secret_basic", headers
+        tenant, client_id, _form_decode(raw_secret), "client_secret_basic", headers
     )
+
+
+def _form_decode(text: str) -> str:
+    # RFC 6749 2.3.1: Basic credentials are form-urlencoded first.
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 def _post(tenant: TenantConfig, form: Mapping[str, str]) -> ClientConfig:

@@ -7,7 +7,9 @@ is shared between processes: use SQLite or Redis for several workers.
 Memory layout (it is benchmarked at 100k pending requests): each request is
 kept as its msgpack encoding plus a small row of the fields the store itself
 needs (version, status, expiry, due time, lease owner), so no decoded
-``AuthRequest`` stays alive. Due work is indexed by a min-heap of
+``AuthRequest`` stays alive. Rows are plain tuples of str, bytes and numbers:
+the garbage collector untracks such tuples, so a full collection does not walk
+every stored request (a tail-latency cost at 100k pending). Due work is indexed by a min-heap of
 ``(due, auth_req_id)`` with lazy invalidation: an entry is valid only while it
 matches the row's current ``due``; stale entries are dropped when popped, and
 the heap is rebuilt when stale entries outnumber the live ones.
@@ -18,7 +20,6 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
@@ -31,14 +32,11 @@ _COMPACT_SLACK = 1024
 """Stale heap entries tolerated beyond the live rows before the heap is rebuilt."""
 
 
-class _Row(NamedTuple):
-    blob: bytes
-    version: int
-    status: Status
-    expires_at: float
-    due: float | None
-    """When the request may next be leased: ``max(next_poll_at, lease_until)``; None if never."""
-    owner: str | None
+_Row = tuple[bytes, int, str, float, float | None, str | None]
+"""(blob, version, status, expires_at, due, owner). ``due``: when the request may next
+be leased, ``max(next_poll_at, lease_until)``; None if never."""
+_BLOB, _VERSION, _STATUS, _EXPIRES, _DUE, _OWNER = range(6)
+_PENDING = Status.PENDING.value
 
 
 def _due_time(request: AuthRequest) -> float | None:
@@ -90,14 +88,14 @@ class MemoryStore:
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         """The request, or None when unknown or past its retention."""
         row = self._live_row(auth_req_id, self._clock())
-        return None if row is None else self._decoder.decode(row.blob)
+        return None if row is None else self._decoder.decode(row[_BLOB])
 
     async def transition(self, new: AuthRequest) -> bool:
         """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
         row = self._live_row(new.auth_req_id, self._clock())
-        if row is None or row.version != new.version - 1:
+        if row is None or row[_VERSION] != new.version - 1:
             return False
-        self._put(new, row.due)
+        self._put(new, row[_DUE])
         self._maybe_compact()
         return True
 
@@ -113,9 +111,9 @@ class MemoryStore:
             entry = heapq.heappop(heap)
             due, auth_req_id = entry
             row = self._rows.get(auth_req_id)
-            if row is None or row.due != due or row.expires_at < cutoff:
+            if row is None or row[_DUE] != due or row[_EXPIRES] < cutoff:
                 continue  # stale entry, or the request is gone
-            request = self._decoder.decode(row.blob)
+            request = self._decoder.decode(row[_BLOB])
             if request.lease_until is not None and request.lease_until >= now:
                 deferred.append(entry)  # lease ends exactly now: free only after it
                 continue
@@ -134,20 +132,20 @@ class MemoryStore:
 
     async def release_leases(self, owner: str) -> int:
         """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
-        held = [(key, row) for key, row in self._rows.items() if row.owner == owner]
+        held = [(key, row) for key, row in self._rows.items() if row[_OWNER] == owner]
         for _key, row in held:
-            request = self._decoder.decode(row.blob)
+            request = self._decoder.decode(row[_BLOB])
             request = msgspec.structs.replace(
                 request, version=request.version + 1, lease_owner=None, lease_until=None
             )
-            self._put(request, row.due)
+            self._put(request, row[_DUE])
         self._maybe_compact()
         return len(held)
 
     async def purge_expired(self, now: float) -> int:
         """Delete requests past their retention and expired values; returns how many."""
         cutoff = now - self.retention
-        gone = [key for key, row in self._rows.items() if row.expires_at < cutoff]
+        gone = [key for key, row in self._rows.items() if row[_EXPIRES] < cutoff]
         for key in gone:
             del self._rows[key]
         purged = len(gone)
@@ -165,9 +163,7 @@ class MemoryStore:
         """How many retained requests are pending."""
         cutoff = self._clock() - self.retention
         return sum(
-            1
-            for row in self._rows.values()
-            if row.status is Status.PENDING and row.expires_at >= cutoff
+            1 for row in self._rows.values() if row[_STATUS] == _PENDING and row[_EXPIRES] >= cutoff
         )
 
     # --- small values -----------------------------------------------------
@@ -212,20 +208,20 @@ class MemoryStore:
 
     def _live_row(self, auth_req_id: str, now: float) -> _Row | None:
         row = self._rows.get(auth_req_id)
-        if row is None or row.expires_at < now - self.retention:
+        if row is None or row[_EXPIRES] < now - self.retention:
             return None
         return row
 
     def _put(self, request: AuthRequest, queued_due: float | None) -> None:
         """Store ``request``; ``queued_due`` is the due time of its entry still in the heap."""
         due = _due_time(request)
-        self._rows[request.auth_req_id] = _Row(
-            blob=self._encoder.encode(request),
-            version=request.version,
-            status=request.status,
-            expires_at=request.expires_at,
-            due=due,
-            owner=request.lease_owner,
+        self._rows[request.auth_req_id] = (
+            self._encoder.encode(request),
+            request.version,
+            request.status.value,
+            request.expires_at,
+            due,
+            request.lease_owner,
         )
         # Every row with a due time has exactly one valid heap entry; when the
         # due time is unchanged, the entry already queued stays valid.
@@ -234,7 +230,9 @@ class MemoryStore:
 
     def _maybe_compact(self) -> None:
         if len(self._queue) > 2 * len(self._rows) + _COMPACT_SLACK:
-            self._queue = [(row.due, key) for key, row in self._rows.items() if row.due is not None]
+            self._queue = [
+                (row[_DUE], key) for key, row in self._rows.items() if row[_DUE] is not None
+            ]
             heapq.heapify(self._queue)
 
     def _live_value(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -17,9 +18,10 @@ from ciba_gateway.errors import (
     TemporarilyUnavailableError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "json_response", "oauth_error_response"]
+__all__ = ["EXCEPTION_HANDLERS", "JsonAnswer", "json_response", "oauth_error_response"]
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_NO_STORE_RAW = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 log = structlog.get_logger("ciba_gateway.web")
 _encode = msgspec.json.encode
 
@@ -34,6 +36,37 @@ def json_response(
     return Response(
         _encode(body), status_code=status, media_type="application/json", headers=merged
     )
+
+
+class JsonAnswer:
+    """The bytes ``json_response`` would send, as a bare ASGI app a handler can return.
+
+    The token endpoint answers through this: building Litestar's ``Response`` and
+    its ``ASGIResponse`` costs more per poll than the whole answer is worth.
+    """
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
+        self.body = _encode(body)
+        self.status = status
+        raw = list(_NO_STORE_RAW)
+        if headers:
+            raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw.append((b"content-type", b"application/json"))
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        self.headers = raw
+
+    @classmethod
+    def error(cls, exc: OAuthError) -> JsonAnswer:
+        """RFC 6749 5.2 body with the error's status and headers."""
+        return cls(exc.to_body(), exc.status_code, exc.headers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
 
 
 def oauth_error_response(exc: OAuthError) -> Response[bytes]:

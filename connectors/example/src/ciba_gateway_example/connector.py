@@ -38,10 +38,12 @@ class Person(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 
 
 class ExampleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """YAML: ``{type: example, people: [...], acr: ...}``."""
+    """YAML: ``{type: example, people: [...], acr: ..., poll_after: ...}``."""
 
     people: tuple[Person, ...] = ()
     acr: str = "urn:example:acr:low"
+    poll_after: float = 0.0
+    """Seconds the driver waits before each poll (large: requests that need no polling)."""
 
 
 class ExampleConnector(BaseConnector):
@@ -60,13 +62,13 @@ class ExampleConnector(BaseConnector):
         person = self.people.get(str(request.login_hint))
         if person is None:
             raise UserNotFound("no such person")
-        return Started(session={"hint": person.hint, "polls": 0}, poll_after=0.0)
+        return Started(session={"hint": person.hint, "polls": 0}, poll_after=self.config.poll_after)
 
     async def poll(self, session: dict[str, Any]) -> PollResult:
         person = self.people[session["hint"]]
         polls = session["polls"] + 1
         if person.outcome == "pending" or polls <= person.polls:
-            return Pending(poll_after=0.0, session={**session, "polls": polls})
+            return Pending(poll_after=self.config.poll_after, session={**session, "polls": polls})
         if person.outcome == "deny":
             return Denied(reason="the person said no")
         kind, _, value = person.hint.partition(":")
