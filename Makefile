@@ -8,6 +8,7 @@ CONNECTORS := $(wildcard connectors/*/pyproject.toml)
 CONNECTOR_DIRS := $(patsubst %/pyproject.toml,%,$(CONNECTORS))
 EDITABLES := -e . $(foreach d,$(CONNECTOR_DIRS),-e $(d))
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test lint bench docs install install-test clean
 
@@ -37,8 +38,12 @@ lint: $(VENV)/.installed-test
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed-test
-	$(PY) bench/run.py
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench: $(VENV)/.installed-bench
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 docs: $(VENV)/.installed
 	$(PY) -c "from pathlib import Path; from ciba_gateway.config.reference import markdown_reference as m; \
