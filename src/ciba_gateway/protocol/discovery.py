@@ -1,9 +1,10 @@
 """OpenID Provider metadata (OIDC Discovery 1.0 section 3, CIBA Core 1.0 section 4).
 
 Everything listed is derived from what the tenant really does: its routes'
-acr values, its clients' delivery modes, the algorithms it accepts, the scopes
-its clients may ask for and the authorization_details types its routed
-connectors accept.
+acr values, the algorithms it accepts, its current keys' algorithms, the scopes
+its clients may ask for, whether a routed connector verifies user codes, and the
+authorization_details types its routed connectors accept. Delivery modes are
+always poll, ping and push: every tenant serves all three, a client picks one.
 """
 
 from __future__ import annotations

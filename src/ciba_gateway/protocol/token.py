@@ -7,8 +7,9 @@ than ``interval - 0.5 s`` after the previous one answers ``slow_down`` and
 grows the interval by 5 s (CIBA Core 11, RFC 8628 3.5); the half-second absorbs
 network jitter of a client that polls exactly on time.
 
-Outcomes on the token endpoint: pending -> ``authorization_pending``; denied ->
-``access_denied``; expired -> ``expired_token``; failed upstream ->
+Outcomes on the token endpoint: past ``expires_at`` -> ``expired_token`` whatever
+the status (but issued), so an approval redeemed too late mints nothing; pending ->
+``authorization_pending``; denied -> ``access_denied``; failed upstream ->
 ``transaction_failed`` (the CIBA push error code, a documented choice: there
 is no token-endpoint code for it and ``access_denied`` would blame the user).
 """
@@ -98,9 +99,11 @@ async def _redeem(
 ) -> dict[str, Any]:
     now = gateway.clock()
     status = request.status
+    if status is not Status.ISSUED and now >= request.expires_at:
+        # CIBA Core 7.3 / 11: the auth_req_id is void after expires_in, whatever the
+        # outcome; an approval the client did not redeem in time mints nothing.
+        raise ExpiredTokenError("the authentication request expired")
     if status is Status.PENDING:
-        if now >= request.expires_at:
-            raise ExpiredTokenError("the authentication request expired")
         await _pace(gateway, request, now)
         raise AuthorizationPendingError("the user has not yet been authenticated")
     if status is Status.APPROVED:
