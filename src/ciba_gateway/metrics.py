@@ -51,7 +51,7 @@ class Metrics:
         self.http_latency = Histogram(
             "ciba_http_request_duration_seconds",
             "HTTP request latency",
-            ["tenant", "endpoint"],
+            ["tenant", "endpoint", "status"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -85,7 +85,7 @@ class Metrics:
         )
         self.notifications = Counter(
             "ciba_notifications_total",
-            "Ping/push delivery attempts",
+            "Ping/push delivery attempts (and notifications dropped without one)",
             ["tenant", "mode", "outcome"],
             registry=r,
         )
@@ -102,7 +102,7 @@ class Metrics:
         if children is None:
             children = (
                 self.http_requests.labels(key[0], name, str(status)),
-                self.http_latency.labels(key[0], name),
+                self.http_latency.labels(key[0], name, str(status)),
             )
             self._request_children[key] = children
         children[0].inc()

@@ -14,7 +14,9 @@ notification is not sent again (a crash in the instant between the 2xx and
 that write is the only window for a repeat). Timeouts, connection errors and
 5xx are retried with exponential backoff (tenacity's ``wait_exponential``),
 bounded by ``max_attempts``; any other status, including redirects, which are
-never followed, stops delivery (``failed``). A request that expired without an
+never followed, stops delivery (``failed``), as does a notification that cannot
+be built any more (client or tenant removed, sealed payload unreadable after a
+reload): logged as ``notification_dropped``. A request that expired without an
 outcome is not notified: the client knows its own expiry. Logs of attempts
 never contain tokens.
 """
@@ -121,11 +123,20 @@ class Notifier:
         }
         if endpoint is None or not request.client_notification_token:
             log.warning("notification_dropped", reason="no endpoint or token", **fields)
+            self._count(request, "dropped")
+            return self._finish(request, "failed")
+        try:
+            payload = self._payload(request)
+        except Exception as exc:
+            # The stored push payload cannot be opened any more (tenant or its subject
+            # salt changed by a reload): retrying cannot help, so stop instead of looping.
+            log.warning("notification_dropped", reason=type(exc).__name__, **fields)
+            self._count(request, "dropped")
             return self._finish(request, "failed")
         try:
             response = await self.http.post(
                 endpoint,
-                content=self._payload(request),
+                content=payload,
                 headers={
                     "Authorization": f"Bearer {request.client_notification_token}",
                     "Content-Type": "application/json",
