@@ -433,6 +433,20 @@ class TestPostInit:
         doc = tenant() + tenant().split("tenants:\n", 1)[1]
         assert problems_of(doc) == [("", "tenant ids must be unique")]
 
+    def test_notification_timeout_must_be_shorter_than_the_lease(self) -> None:
+        """A delivery that could outlive its lease (a second sender) is refused."""
+        base = tenant()
+        short = "notifications: {timeout: 5}\ndriver: {lease_seconds: 15}\n" + base
+        config = parse_config(short, registry=REGISTRY, env={})
+        assert (config.notifications.timeout, config.driver.lease_seconds) == (5.0, 15.0)
+        doc = "notifications: {timeout: 20}\ndriver: {lease_seconds: 15}\n" + base
+        assert problems_of(doc) == [
+            (
+                "",
+                "notifications.timeout (20.0 s) must be shorter than driver.lease_seconds (15.0 s)",
+            )
+        ]
+
 
 class TestCheckConfigCommand:
     def test_ok_prints_tenant_count_and_exits_zero(self, tmp_path: Path) -> None:

@@ -348,3 +348,10 @@ class GatewayConfig(Base, kw_only=True):
         mounts = [t.mount for t in self.tenants]
         if len(set(mounts)) != len(mounts):
             raise ValueError("tenant issuers must have distinct paths")
+        if self.notifications.timeout >= self.driver.lease_seconds:
+            # A delivery still waiting for its answer when the lease ends could be
+            # sent again by another replica: the lease must outlast one attempt.
+            raise ValueError(
+                f"notifications.timeout ({self.notifications.timeout} s) must be shorter "
+                f"than driver.lease_seconds ({self.driver.lease_seconds} s)"
+            )
