@@ -188,6 +188,43 @@ async def test_unreadable_push_payload_is_dropped_not_retried(
     assert metric_line(metrics, "push", "dropped").endswith(" 1.0")
 
 
+async def test_push_for_a_removed_client_is_dropped_once(tmp_path: Path, clock: FakeClock) -> None:
+    """The push client is removed by a reload before its approval is delivered: no tokens
+    are minted, the notification is dropped once, and it is not retried every lease."""
+    receiver = Receiver(free_port())
+    text = yaml_for(tmp_path, receiver.url, "memory://")
+    path = tmp_path / "gw.yaml"
+    path.write_text(text)
+    app = create_app(
+        load_config(path, registry=load_registry()),
+        clock=clock,
+        run_driver=False,
+        config_path=path,
+    )
+    pusher = text[text.index("      - client_id: pusher") :]
+    await receiver.start()
+    try:
+        with capture_logs() as logs:
+            async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+                auth_req_id = await start(client, "pusher", PUSH_SECRET)
+                path.write_text(text.replace(pusher, ""))
+                assert await app.state.runtime.reload() is True
+                for _ in range(4):
+                    await drive(app)
+                    clock.advance(60)  # well past the driver's lease: a retry would show
+                stored = await app.state.gateway.engine.get(auth_req_id)
+                metrics = (await client.get("/metrics")).text
+    finally:
+        await receiver.stop()
+    assert receiver.received == []
+    assert stored.status.value == "approved"  # never issued: no tokens were made
+    assert (stored.notify_state, stored.next_poll_at) == ("failed", None)
+    assert len([e for e in logs if e["event"] == "push_build_failed"]) == 1
+    dropped = [e for e in logs if e["event"] == "notification_dropped"]
+    assert len(dropped) == 1 and dropped[0]["mode"] == "push"
+    assert metric_line(metrics, "push", "dropped").endswith(" 1.0")
+
+
 def config_with_endpoint(tmp: Path, endpoint: str, *, loopback_flag: bool) -> str:
     text = yaml_for(tmp, endpoint, "memory://")
     if not loopback_flag:

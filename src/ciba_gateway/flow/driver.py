@@ -171,7 +171,14 @@ class Driver:
             return
         try:
             if request.delivery_mode == "push" and request.status is Status.APPROVED:
-                issued = await self.notifier.build_push(request)
+                try:
+                    issued = await self.notifier.build_push(request)
+                except Exception as exc:
+                    # No tokens can be made (client or tenant removed by a reload):
+                    # drop once instead of retrying every lease until retention ends.
+                    log.exception("push_build_failed", tenant=request.tenant_id)
+                    await store.transition(self.notifier.drop(request, type(exc).__name__))
+                    return
                 if not await store.transition(issued):
                     return
                 request = issued

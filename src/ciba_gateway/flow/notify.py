@@ -122,17 +122,13 @@ class Notifier:
             "attempt": request.notify_attempts + 1,
         }
         if endpoint is None or not request.client_notification_token:
-            log.warning("notification_dropped", reason="no endpoint or token", **fields)
-            self._count(request, "dropped")
-            return self._finish(request, "failed")
+            return self.drop(request, "no endpoint or token")
         try:
             payload = self._payload(request)
         except Exception as exc:
             # The stored push payload cannot be opened any more (tenant or its subject
             # salt changed by a reload): retrying cannot help, so stop instead of looping.
-            log.warning("notification_dropped", reason=type(exc).__name__, **fields)
-            self._count(request, "dropped")
-            return self._finish(request, "failed")
+            return self.drop(request, type(exc).__name__)
         try:
             response = await self.http.post(
                 endpoint,
@@ -158,6 +154,22 @@ class Notifier:
             return self._retry_or_fail(request, now)
         log.warning("notification_attempt", outcome="refused", status=status, **fields)
         self._count(request, "refused")
+        return self._finish(request, "failed")
+
+    def drop(self, request: AuthRequest, reason: str) -> AuthRequest:
+        """Give up on a notification that cannot be made at all; the next version of the request.
+
+        Logged as ``notification_dropped`` and counted as ``dropped``; no attempt is made.
+        """
+        log.warning(
+            "notification_dropped",
+            reason=reason,
+            tenant=request.tenant_id,
+            client_id=request.client_id,
+            mode=request.delivery_mode,
+            attempt=request.notify_attempts + 1,
+        )
+        self._count(request, "dropped")
         return self._finish(request, "failed")
 
     def _finish(self, request: AuthRequest, state: str) -> AuthRequest:
