@@ -49,20 +49,36 @@ SECRET = "sizing-client-secret-0123456789"  # noqa: S105 - a throwaway demo clie
 CIBA = "urn:openid:params:grant-type:ciba"
 POLLS = 4
 """Connector polls that answer pending before the example person approves."""
+POLL_VALUE = b"\x92\xcbA\xd9\x00\x00\x00\x05"
+"""The token endpoint's pacing state: (last poll, interval), msgpack, ~12 bytes."""
+POLL_VALUE_TTL = 3600
+"""Seconds the pacing values live here: long enough to outlast a slow 100k run (a
+value that expired mid-run would drop out of the per-request figures)."""
 
 
 # --- a private Redis ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[str]:
+def private_redis(server_args: list[str]) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("redis-server is not installed (run .ci/redis.sh) or pass --url")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    args = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        *server_args,
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     try:
         deadline = time.monotonic() + 10
@@ -115,16 +131,14 @@ async def measure_memory(url: str, count: int) -> dict[str, float]:
         for start in range(0, count, 500):
             batch = [bankid_request(now) for _ in range(min(500, count - start))]
             await asyncio.gather(*(store.create(r) for r in batch))
-            # The token endpoint's pacing state: (last poll, interval), msgpack, ~12 bytes.
             await asyncio.gather(
-                *(store.put_value("poll", r.auth_req_id, b"\x92\xcbA\xd9\x00\x00\x00\x05", 120)
-                    for r in batch)
-            )  # fmt: skip
+                *(store.put_value("poll", r.auth_req_id, POLL_VALUE, POLL_VALUE_TTL) for r in batch)
+            )
         keys_after = await client.dbsize()
         memory_after = (await client.info("memory"))["used_memory"]
         sample = bankid_request(now)
         await store.create(sample)
-        await store.put_value("poll", sample.auth_req_id, b"\x92\xcbA\xd9\x00\x00\x00\x05", 120)
+        await store.put_value("poll", sample.auth_req_id, POLL_VALUE, POLL_VALUE_TTL)
         hash_bytes = await client.memory_usage(f"{prefix}{{req}}:r:{sample.auth_req_id}")
         value_bytes = await client.memory_usage(f"{prefix}v:4:poll:{sample.auth_req_id}")
         return {
@@ -321,13 +335,19 @@ def show(counter: Counter[str]) -> str:
     return f"{total} ({detail})" if total else "0"
 
 
-async def main(url: str | None, count: int) -> None:
+async def main(url: str | None, count: int, listpack_value: int | None) -> None:
     with contextlib.ExitStack() as stack:
-        target = url or stack.enter_context(private_redis())
+        server_args = (
+            [] if listpack_value is None else ["--hash-max-listpack-value", str(listpack_value)]
+        )
+        target = url or stack.enter_context(private_redis(server_args))
         server = aioredis.Redis.from_url(target)
         version = (await server.info("server"))["redis_version"]
+        listpack = (await server.config_get("hash-max-listpack-value"))["hash-max-listpack-value"]
         await server.aclose()
-        print(f"Redis {version} at {target.rsplit('@', 1)[-1]}\n")
+        print(
+            f"Redis {version} at {target.rsplit('@', 1)[-1]}, hash-max-listpack-value {listpack}\n"
+        )
 
         memory = await measure_memory(target, count)
         print(f"{memory['requests']} pending BankID requests (each with its token-poll value):")
@@ -362,5 +382,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--url", help="an existing Redis (default: start a private one)")
     parser.add_argument("--requests", type=int, default=10000)
+    parser.add_argument(
+        "--hash-max-listpack-value",
+        type=int,
+        help="start the private Redis with this hash-max-listpack-value (default: Redis's 64)",
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.requests))
+    if args.url and args.hash_max_listpack_value is not None:
+        parser.error("--hash-max-listpack-value configures the private Redis: not with --url")
+    asyncio.run(main(args.url, args.requests, args.hash_max_listpack_value))

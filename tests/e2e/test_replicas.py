@@ -58,6 +58,8 @@ POLL_INTERVAL = 2
 """The tenant's token polling interval; BankID collects every 2 s too."""
 HOLD = 0.8
 """Seconds the proxy holds every collect before it forwards it."""
+TAKEOVER_SLACK = 3.0
+"""Seconds a takeover may come before ``leased_at + LEASE`` (see the check); > POLL_INTERVAL."""
 
 
 def personal_number(i: int) -> str:
@@ -459,7 +461,11 @@ def test_replicas_share_work_survive_a_kill_and_issue_exactly_once(
         assert later, f"order {order_ref} was never collected again after the kill"
         takeover = later[0]
         assert takeover.replica != victim
-        assert takeover.start >= leased_at + LEASE - 1.0, "the lease was not respected"
+        # leased_at is when the proxy saw the dead replica's collect, which follows its
+        # lease by a scheduling delay that grows with the machine's load; the slack
+        # stays well above the poll interval, so a poller ignoring the lease (due again
+        # after POLL_INTERVAL) would still fail this.
+        assert takeover.start >= leased_at + LEASE - TAKEOVER_SLACK, "the lease was not respected"
         flow = by_pnr[orders[order_ref]]
         assert flow.issued_at is not None
         assert flow.issued_at - killed_at <= 2 * LEASE, f"{flow} took too long after the kill"

@@ -259,7 +259,8 @@ def _due_score(request: AuthRequest) -> float | None:
 
 
 def _ms(seconds: float) -> int:
-    return max(0, math.ceil(seconds * 1000))
+    """Milliseconds for ``PX``/``PEXPIRE``, at least 1 (``SET ... PX 0`` is an error)."""
+    return max(1, math.ceil(seconds * 1000))
 
 
 class RedisStore:
