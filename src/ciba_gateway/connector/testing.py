@@ -1,0 +1,130 @@
+"""Test helpers for connector authors: a throwaway PKI and an ASGI app served over mutual TLS.
+
+A connector that talks to its upstream over mTLS (``HttpSettings.client_cert``,
+``client_key``, ``ca_file``) can prove it against its own simulator::
+
+    pki = issue_test_pki(tmp_path)
+    with serve_mutual_tls(create_simulator(settings), pki) as url:
+        connector = MyConnector(Config(base_url=url, http={"client_cert": pki.client,
+                                                           "ca_file": pki.ca}), deps)
+
+Not for production use: keys are unencrypted files, certificates last two days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+__all__ = ["TestPki", "issue_test_pki", "serve_mutual_tls"]
+
+
+@dataclass(frozen=True)
+class TestPki:
+    """PEM file paths: the CA certificate, and server / client certificate+key bundles."""
+
+    __test__ = False  # a helper, not a pytest test class
+
+    ca: str
+    server: str
+    client: str
+
+
+def _issue(
+    subject: str,
+    not_before: dt.datetime,
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None,
+    *,
+    ca: bool = False,
+    ip: str | None = None,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer[1].subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ip is not None:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]),
+            critical=False,
+        )
+    return key, builder.sign(issuer[0] if issuer else key, hashes.SHA256())
+
+
+def _bundle(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> str:
+    path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(path)
+
+
+def issue_test_pki(directory: Path, *, name: str = "Test") -> TestPki:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, under ``directory``."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    ca = _issue(f"{name} Root CA", start, ca=True)
+    server = _issue("upstream.test", start, ca, ip="127.0.0.1")
+    client = _issue(f"{name} RP", start, ca)
+    (directory / "ca.pem").write_bytes(ca[1].public_bytes(serialization.Encoding.PEM))
+    return TestPki(
+        ca=str(directory / "ca.pem"),
+        server=_bundle(directory / "server.pem", *server),
+        client=_bundle(directory / "client.pem", *client),
+    )
+
+
+@contextmanager
+def serve_mutual_tls(app: Any, pki: TestPki) -> Iterator[str]:
+    """Serve ``app`` (ASGI) on a loopback port over TLS that requires a client certificate.
+
+    Yields the ``https://127.0.0.1:PORT`` base URL; the server runs in a thread
+    and stops when the block ends.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        log_level="critical",
+        lifespan="off",
+        http="h11",
+        ws="none",
+        ssl_certfile=pki.server,
+        ssl_ca_certs=pki.ca,
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
