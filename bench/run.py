@@ -519,6 +519,15 @@ def _sim_intervals(port: int, since: float) -> dict:
 # --- main ----------------------------------------------------------------------------
 
 
+def cpu_speed() -> float:
+    """Seconds one core takes for a fixed pure-Python loop: compares machines across runs."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     with suppress(OSError), open("/proc/cpuinfo") as fh:
@@ -581,6 +590,7 @@ def main() -> int:
     print(f"# machine: {info['cores']} cores, {info['cpu']}, {info['ram_gib']} GiB RAM, "
           f"Python {info['python']}; {info['date']}; load {lib.load_average()}")  # fmt: skip
     print("# packages: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()))
+    print(f"# cpu speed: {cpu_speed():.2f} s for 10M iterations of a Python loop (lower is faster)")
     if info["packages"]["uvloop"] == "absent":
         print("# WARNING: uvloop is not installed; both servers run on asyncio's own loop")
     servers = ["granian"] if args.no_uvicorn else ["granian", "uvicorn"]
