@@ -78,6 +78,8 @@ async def test_documented_acl_allows_every_store_operation(
         await store.put_value("sms", "k", b"v", ttl=60)
         assert await store.get_value("sms", "k") == b"v"
         assert await store.take_value("sms", "k") == b"v"
+        assert await store.swap_value("pace", "k", b"1", ttl=60) is None
+        assert await store.swap_value("pace", "k", b"2", ttl=60) == b"1"
         assert await store.incr("rate", "c", ttl=60) == 1
         clock.advance(10_000)
         assert await store.purge_expired(clock.now) == 0

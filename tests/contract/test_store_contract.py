@@ -435,6 +435,28 @@ async def test_put_value_overwrites_and_expires(store: Store, clock: FakeClock) 
     assert await store.take_value("sms", "k") is None
 
 
+async def test_swap_value_returns_what_it_replaced(store: Store, clock: FakeClock) -> None:
+    """swap stores the new value and hands back the live one before it; expired is None."""
+    assert await store.swap_value("poll", "r1", b"one", ttl=10) is None
+    assert await store.swap_value("poll", "r1", b"two", ttl=10) == b"one"
+    assert await store.get_value("poll", "r1") == b"two"
+    assert await store.swap_value("poll", "r2", b"other", ttl=10) is None  # keys are apart
+    clock.advance(11)
+    assert await store.swap_value("poll", "r1", b"three", ttl=10) is None  # "two" expired
+    assert await store.get_value("poll", "r1") == b"three"
+
+
+async def test_swap_value_under_concurrent_swappers_hands_each_value_on_once(
+    store: Store,
+) -> None:
+    """Concurrent swaps form one chain: every value but the last is returned exactly once."""
+    values = [str(i).encode() for i in range(20)]
+    previous = await asyncio.gather(*(store.swap_value("poll", "c", v, ttl=60) for v in values))
+    last = await store.get_value("poll", "c")
+    assert previous.count(None) == 1
+    assert sorted([*(p for p in previous if p is not None), last]) == sorted(values)
+
+
 async def test_take_value_under_concurrent_takers_is_single_use(store: Store) -> None:
     """Of many concurrent takers of one value, exactly one gets it."""
     await store.put_value("sms", "once", b"secret", ttl=60)

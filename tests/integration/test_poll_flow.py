@@ -113,6 +113,20 @@ async def test_slow_down_grows_interval_by_five(harness: Harness, clock: FakeClo
     assert (await harness.token(auth_req_id)).json()["error"] == "authorization_pending"
 
 
+async def test_grown_interval_outlives_polls_on_time(harness: Harness, clock: FakeClock) -> None:
+    """A client slowed down keeps its longer interval: a poll on time does not reset it."""
+    auth_req_id = await start(harness, login_hint="email:pending@example.com", scope="openid")
+    assert (await harness.token(auth_req_id)).json()["error"] == "authorization_pending"
+    clock.advance(1)
+    assert (await harness.token(auth_req_id)).json()["error"] == "slow_down"  # now 10 s
+    clock.advance(11)
+    assert (await harness.token(auth_req_id)).json()["error"] == "authorization_pending"
+    clock.advance(7)  # on time for the original 5 s, too early for 10 s
+    assert (await harness.token(auth_req_id)).json()["error"] == "slow_down"  # now 15 s
+    clock.advance(16)
+    assert (await harness.token(auth_req_id)).json()["error"] == "authorization_pending"
+
+
 async def test_expired_request_answers_expired_token(harness: Harness, clock: FakeClock) -> None:
     """After its lifetime a pending request answers expired_token, before and after the driver."""
     auth_req_id = await start(harness, login_hint="email:pending@example.com", scope="openid")

@@ -121,19 +121,29 @@ async def _redeem(
 
 
 async def _pace(gateway: Gateway, request: AuthRequest, now: float) -> None:
-    """Enforce the polling interval; raise SlowDownError when polled too fast."""
+    """Enforce the polling interval; raise SlowDownError when polled too fast.
+
+    The pacing state is ``(last poll, interval)``. One ``swap_value`` records this
+    poll with the request's own interval and returns the previous state; only a
+    client that was slowed down before (its interval grew) or is polling too fast
+    now costs a second write. Pacing is advisory: two polls racing between the two
+    writes can at worst let one early poll through, never issue anything.
+    """
     store = gateway.store
     ttl = max(request.expires_at - now, 1.0)
-    raw = await store.get_value(_POLL_NS, request.auth_req_id)
+    key = request.auth_req_id
+    raw = await store.swap_value(_POLL_NS, key, _encode((now, request.interval)), ttl)
     if raw is None:
-        await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, request.interval)), ttl)
         return
     last, interval = _poll_state.decode(raw)
-    if now - last < interval - _JITTER:
+    too_fast = now - last < interval - _JITTER
+    if too_fast:
         interval += SLOW_DOWN_STEP
-        await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, interval)), ttl)
+    elif interval == request.interval:
+        return  # the swap stored exactly this state
+    await store.put_value(_POLL_NS, key, _encode((now, interval)), ttl)
+    if too_fast:
         raise SlowDownError(f"poll at most every {interval} seconds")
-    await store.put_value(_POLL_NS, request.auth_req_id, _encode((now, interval)), ttl)
 
 
 async def issue_tokens(

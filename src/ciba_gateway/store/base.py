@@ -65,6 +65,10 @@ class Store(Protocol):
     async def get_value(self, namespace: str, key: str) -> bytes | None:
         """A stored value, or None when absent or expired."""
 
+    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Atomically store ``value`` (expiring after ``ttl`` s) and return the live value it
+        replaced, or None. One round trip where the backend allows (token-poll pacing)."""
+
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (single use)."""
 

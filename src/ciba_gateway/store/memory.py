@@ -185,6 +185,13 @@ class MemoryStore:
         entry = self._live_value(namespace, key, self._clock())
         return _as_bytes(entry)
 
+    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Store ``value`` (expiring after ``ttl`` s); return the live value it replaced."""
+        now = self._clock()
+        previous = _as_bytes(self._live_value(namespace, key, now))
+        self._values.setdefault(namespace, {})[key] = (value, now + ttl)
+        return previous
+
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Read and delete a value (single use)."""
         entry = self._live_value(namespace, key, self._clock())

@@ -496,6 +496,18 @@ class RedisStore:
             raw = await self._redis.get(self._value_key(namespace, key))
         return self._payload(raw)
 
+    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Store ``value`` (expiring after ``ttl`` s); return the live value it replaced.
+
+        ``SET ... PX ... GET``: one round trip, atomic across replicas (Redis >= 6.2).
+        """
+        raw = _header(b"v", self._clock() + ttl) + value
+        with self._errors():
+            old = await self._redis.set(
+                self._value_key(namespace, key), raw, px=_ms(ttl + self.grace), get=True
+            )
+        return self._payload(old)
+
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (GETDEL: single use across replicas)."""
         with self._errors():

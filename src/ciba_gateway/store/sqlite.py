@@ -290,6 +290,21 @@ class SQLiteStore:
             ).fetchone()
         return _as_bytes(row)
 
+    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Store ``value`` (expiring after ``ttl`` s); return the live value it replaced.
+
+        A read and an upsert in one write transaction (SQLite's RETURNING reports the
+        new row, never the old one): atomic across processes, and still one commit.
+        """
+        now = self._clock()
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?",
+                (namespace, key, now),
+            ).fetchone()
+            conn.execute(_PUT_VALUE, (namespace, key, value, now + ttl))
+        return _as_bytes(row)
+
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (single use), also across processes."""
         with self._db() as conn:
