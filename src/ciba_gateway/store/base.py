@@ -66,8 +66,12 @@ class Store(Protocol):
         """A stored value, or None when absent or expired."""
 
     async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
-        """Atomically store ``value`` (expiring after ``ttl`` s) and return the live value it
-        replaced, or None. One round trip where the backend allows (token-poll pacing)."""
+        """Store ``value`` (expiring after ``ttl`` s) and return the live value it replaced.
+
+        For advisory state (token-poll pacing), in one round trip where the backend
+        allows. Memory and Redis swap atomically; SQLite reads then writes, atomic
+        within a process but not against another process writing the same key.
+        """
 
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (single use)."""
