@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS kv (
 ) WITHOUT ROWID;
 -- No index on kv.expires_at: every token poll rewrites its pacing row's expiry, and
 -- keeping such an index cost ~50 us per poll; the periodic purge scans kv instead
--- (~15 ms per 100k rows on a slow 2-core machine, BENCHMARKS.md).
+-- (16 ms with 100k pending requests on a slow 2-core machine, bench/store_ops.py).
 DROP INDEX IF EXISTS kv_expires;
 """
 
