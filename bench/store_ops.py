@@ -2,8 +2,9 @@
 
 Creates ``--pending`` requests, then times ``get`` (the request) and ``swap_value``
 (its pacing state, with an expiry that follows the request's, as the token endpoint
-writes it) round-robin over them, then one ``purge_expired`` over the rows (ms). A tool for choosing between schemas and
-statements, not a headline figure: the HTTP figures are ``bench/run.py``'s.
+writes it) round-robin over them, then one ``purge_expired`` over the rows (ms).
+A tool for choosing between schemas and statements, not a headline figure: the
+HTTP figures are ``bench/run.py``'s.
 
     python bench/store_ops.py [--pending 16384] [--calls 20000]
 """
