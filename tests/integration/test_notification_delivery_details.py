@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from structlog.testing import capture_logs
 
@@ -150,11 +151,10 @@ async def test_slow_receiver_times_out_and_is_retried(tmp_path: Path, clock: Fak
     assert metric_line(metrics, "ping", "delivered").endswith(" 1.0")
 
 
-async def test_unreadable_push_payload_is_dropped_not_retried(
-    tmp_path: Path, clock: FakeClock
-) -> None:
-    """A reload that changes the subject salt makes the sealed push unreadable: dropped once."""
-    receiver = Receiver(free_port())
+def reloadable_app(
+    tmp_path: Path, clock: FakeClock, receiver: Receiver
+) -> tuple[Litestar, Path, str]:
+    """An app (no driver) built from a config file that a test rewrites and reloads."""
     text = yaml_for(tmp_path, receiver.url, "memory://")
     path = tmp_path / "gw.yaml"
     path.write_text(text)
@@ -164,6 +164,15 @@ async def test_unreadable_push_payload_is_dropped_not_retried(
         run_driver=False,
         config_path=path,
     )
+    return app, path, text
+
+
+async def test_unreadable_push_payload_is_dropped_not_retried(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A reload that changes the subject salt makes the sealed push unreadable: dropped once."""
+    receiver = Receiver(free_port())
+    app, path, text = reloadable_app(tmp_path, clock, receiver)
     with capture_logs() as logs:
         async with AsyncTestClient(app, base_url="http://testserver.local") as client:
             auth_req_id = await start(client, "pusher", PUSH_SECRET)
@@ -192,15 +201,7 @@ async def test_push_for_a_removed_client_is_dropped_once(tmp_path: Path, clock: 
     """The push client is removed by a reload before its approval is delivered: no tokens
     are minted, the notification is dropped once, and it is not retried every lease."""
     receiver = Receiver(free_port())
-    text = yaml_for(tmp_path, receiver.url, "memory://")
-    path = tmp_path / "gw.yaml"
-    path.write_text(text)
-    app = create_app(
-        load_config(path, registry=load_registry()),
-        clock=clock,
-        run_driver=False,
-        config_path=path,
-    )
+    app, path, text = reloadable_app(tmp_path, clock, receiver)
     pusher = text[text.index("      - client_id: pusher") :]
     await receiver.start()
     try:

@@ -10,7 +10,6 @@ died is left alone until its lease runs out, then taken over, once.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,17 +17,16 @@ from typing import Any
 
 import msgspec
 import pytest
-import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
 from tests.conftest import FakeClock
+from tests.contract.test_store_contract import REDIS_URL, fresh_redis_prefix
 from tests.integration.receiver import Receiver, free_port
 from tests.integration.test_ping_push import PING_SECRET, PUSH_SECRET, start, yaml_for
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 BASE_URL = "http://testserver.local"
 CIBA = "urn:openid:params:grant-type:ciba"
 
@@ -59,20 +57,8 @@ async def read(replica: Replica, auth_req_id: str) -> Any:
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    """A fresh key prefix on the local Redis; every key under it is deleted afterwards."""
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        try:
-            await client.ping()
-        except (aioredis.ConnectionError, OSError):
-            pytest.fail(f"no Redis at {REDIS_URL}: run .ci/redis.sh")
-        prefix = f"test-{secrets.token_hex(6)}:"
+    async with fresh_redis_prefix() as prefix:
         yield prefix
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture

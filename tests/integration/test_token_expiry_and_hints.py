@@ -9,15 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from typing import Any
 
 import pytest
-from joserfc import jwt
-from joserfc.jwk import ECKey
 
 from tests.conftest import FakeClock
 from tests.integration.conftest import Harness
+from tests.integration.test_backchannel_errors import request_claims, signed_request, signer_post
 
 BETA_AUTH = ("beta-rp", "beta-secret-0123456789abcdef")
 PERSON = "ssn:199001011239"
@@ -152,40 +150,6 @@ async def test_userinfo_returns_the_id_tokens_user_claims(harness: Harness) -> N
     assert info.json() == user_claims
 
 
-def _signer_assertion(h: Harness) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "signer",
-        "sub": "signer",
-        "aud": "http://testserver.local/acme",
-        "iat": now,
-        "exp": now + 60,
-        "jti": uuid.uuid4().hex,
-    }
-    return _sign(h, claims)
-
-
-def _sign(h: Harness, claims: dict[str, Any]) -> str:
-    key = ECKey.import_key(h.client_jwk)
-    return jwt.encode({"alg": "ES256", "kid": h.client_jwk["kid"]}, claims, key)
-
-
-def _request_claims(**overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": "signer",
-        "aud": "http://testserver.local/acme",
-        "iat": now,
-        "nbf": now,
-        "exp": now + 300,
-        "jti": uuid.uuid4().hex,
-        "scope": "openid",
-        "login_hint": PERSON,
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
-
-
 def _unsigned(claims: dict[str, Any]) -> str:
     def b64(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -193,25 +157,14 @@ def _unsigned(claims: dict[str, Any]) -> str:
     return f"{b64({'alg': 'none'})}.{b64(claims)}."
 
 
-async def _post_request_object(h: Harness, request_jwt: str) -> Any:
-    return await h.client.post(
-        "/acme/bc-authorize",
-        data={
-            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            "client_assertion": _signer_assertion(h),
-            "request": request_jwt,
-        },
-    )
-
-
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (lambda h: _sign(h, _request_claims(iat=None)), "iat"),
+        (lambda h: signed_request(h, request_claims(iat=None)), "iat"),
         (
-            lambda h: _sign(
+            lambda h: signed_request(
                 h,
-                _request_claims(
+                request_claims(
                     iat=int(time.time()) - 900,
                     nbf=int(time.time()) - 900,
                     exp=int(time.time()) - 600,
@@ -219,13 +172,13 @@ async def _post_request_object(h: Harness, request_jwt: str) -> Any:
             ),
             "expired",
         ),
-        (lambda h: _unsigned(_request_claims()), "signed"),
+        (lambda h: _unsigned(request_claims()), "signed"),
     ],
     ids=["missing-iat", "expired", "alg-none"],
 )
 async def test_request_object_claim_rules(harness: Harness, make: Any, reason: str) -> None:
     """A request object without iat, expired, or unsigned is refused; nothing is stored."""
-    response = await _post_request_object(harness, make(harness))
+    response = await signer_post(harness, make(harness))
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["error"] == "invalid_request"
