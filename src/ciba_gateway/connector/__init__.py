@@ -6,7 +6,13 @@ See connectors/README.md for a guide; ``api`` holds the types and
 
 from ciba_gateway.connector.api import *  # noqa: F403
 from ciba_gateway.connector.api import __all__ as _api_all
-from ciba_gateway.connector.outbound import HttpSettings, build_client, is_transient, retrying
+from ciba_gateway.connector.outbound import (
+    HttpSettings,
+    build_client,
+    call_with_retries,
+    is_transient,
+    retrying,
+)
 from ciba_gateway.connector.registry import (
     CONNECTOR_GROUP,
     SIMULATOR_GROUP,
@@ -23,6 +29,7 @@ __all__ = [
     "HttpSettings",
     "PluginError",
     "build_client",
+    "call_with_retries",
     "is_transient",
     "retrying",
     "load_registry",

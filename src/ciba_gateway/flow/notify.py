@@ -71,6 +71,16 @@ class DeliveryPolicy:
         return float(wait(_Attempt(attempts)))  # type: ignore[arg-type]
 
 
+def _log_fields(request: AuthRequest) -> dict[str, Any]:
+    """What every delivery log line carries (never the token or the payload)."""
+    return {
+        "tenant": request.tenant_id,
+        "client_id": request.client_id,
+        "mode": request.delivery_mode,
+        "attempt": request.notify_attempts + 1,
+    }
+
+
 def needs_notification(request: AuthRequest) -> bool:
     """Ping/push clients are notified of every outcome except a lifetime expiry."""
     if request.delivery_mode == "poll" or not request.is_terminal:
@@ -115,12 +125,7 @@ class Notifier:
     async def attempt(self, request: AuthRequest, now: float) -> AuthRequest:
         """Try once; return the next version of the request (delivered, retry later, failed)."""
         endpoint = self.endpoint_for(request)
-        fields = {
-            "tenant": request.tenant_id,
-            "client_id": request.client_id,
-            "mode": request.delivery_mode,
-            "attempt": request.notify_attempts + 1,
-        }
+        fields = _log_fields(request)
         if endpoint is None or not request.client_notification_token:
             return self.drop(request, "no endpoint or token")
         try:
@@ -161,14 +166,7 @@ class Notifier:
 
         Logged as ``notification_dropped`` and counted as ``dropped``; no attempt is made.
         """
-        log.warning(
-            "notification_dropped",
-            reason=reason,
-            tenant=request.tenant_id,
-            client_id=request.client_id,
-            mode=request.delivery_mode,
-            attempt=request.notify_attempts + 1,
-        )
+        log.warning("notification_dropped", reason=reason, **_log_fields(request))
         self._count(request, "dropped")
         return self._finish(request, "failed")
 

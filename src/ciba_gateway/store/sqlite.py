@@ -85,6 +85,8 @@ INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
 
+_GET_VALUE = "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?"
+
 _INCR = """
 INSERT INTO kv (namespace, key, value, expires_at) VALUES (:namespace, :key, 1, :expires_at)
 ON CONFLICT (namespace, key) DO UPDATE SET
@@ -281,14 +283,14 @@ class SQLiteStore:
         """Store a small value that expires after ``ttl`` seconds."""
         with self._db() as conn:
             # An upsert updates the row in place; INSERT OR REPLACE deletes and
-            # re-inserts it, 40% slower, and this runs on every token poll.
+            # re-inserts it, 40% slower (swap_value, on every token poll, shares it).
             conn.execute(_PUT_VALUE, (namespace, key, value, self._clock() + ttl))
 
     async def get_value(self, namespace: str, key: str) -> bytes | None:
         """A stored value, or None when absent or expired."""
         with self._db() as conn:
             row = conn.execute(
-                "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?",
+                _GET_VALUE,
                 (namespace, key, self._clock()),
             ).fetchone()
         return _as_bytes(row)
@@ -305,7 +307,7 @@ class SQLiteStore:
         now = self._clock()
         with self._db() as conn:
             row = conn.execute(
-                "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?",
+                _GET_VALUE,
                 (namespace, key, now),
             ).fetchone()
             conn.execute(_PUT_VALUE, (namespace, key, value, now + ttl))

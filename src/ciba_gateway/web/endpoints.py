@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get, post, route
@@ -9,6 +11,7 @@ from litestar.exceptions import InternalServerException
 from litestar.params import FromPath
 from litestar.types import ASGIApp
 
+from ciba_gateway.config.model import ClientConfig
 from ciba_gateway.errors import InvalidRequestError, OAuthError
 from ciba_gateway.metrics import CONTENT_TYPE
 from ciba_gateway.protocol import backchannel, discovery, token
@@ -19,6 +22,7 @@ from ciba_gateway.web.responses import JsonAnswer, json_response
 __all__ = ["ROUTE_HANDLERS"]
 
 AnyRequest = Request[Any, Any, Any]
+FormHandler = Callable[..., Awaitable[tuple[dict[str, Any], ClientConfig]]]
 
 
 def _gateway(request: AnyRequest) -> Gateway:
@@ -85,18 +89,9 @@ def jwks(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
 @post("/{tenant:str}/bc-authorize", status_code=200)
 async def bc_authorize(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     """CIBA backchannel authentication endpoint (answers as the token endpoint does)."""
-    content_type, authorization = _form_headers(request)
-    try:
-        gateway, ctx = _tenant(request, tenant)
-        params = parse_form(await _body(request), content_type)
-        client_ip = request.client.host if request.client else "127.0.0.1"
-        body, client = await backchannel.authorize(
-            gateway, ctx, params, authorization=authorization, end_user_ip=client_ip
-        )
-    except OAuthError as exc:
-        return JsonAnswer.error(exc)
-    log_fields(request)["client_id"] = client.client_id
-    return JsonAnswer(body)
+    client_ip = request.client.host if request.client else "127.0.0.1"
+    authorize = functools.partial(backchannel.authorize, end_user_ip=client_ip)
+    return await _form_endpoint(request, tenant, authorize)
 
 
 @post("/{tenant:str}/token", status_code=200)
@@ -108,11 +103,20 @@ async def token_endpoint(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     headers are read once from the ASGI scope, and the answer is a ``JsonAnswer``.
     Each step is measured in bench/profiles/.
     """
+    return await _form_endpoint(request, tenant, token.exchange)
+
+
+async def _form_endpoint(request: AnyRequest, mount: str, handle: FormHandler) -> JsonAnswer:
+    """Parse the form, run ``handle``, answer its body or the OAuth error as a ``JsonAnswer``.
+
+    ``handle(gateway, tenant, params, authorization=...)`` returns the JSON body
+    and the authenticated client (whose id goes to the access log).
+    """
     content_type, authorization = _form_headers(request)
     try:
-        gateway, ctx = _tenant(request, tenant)
+        gateway, ctx = _tenant(request, mount)
         params = parse_form(await _body(request), content_type)
-        body, client = await token.exchange(gateway, ctx, params, authorization=authorization)
+        body, client = await handle(gateway, ctx, params, authorization=authorization)
     except OAuthError as exc:
         return JsonAnswer.error(exc)
     log_fields(request)["client_id"] = client.client_id

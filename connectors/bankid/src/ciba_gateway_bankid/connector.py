@@ -8,7 +8,6 @@ documents the config and the full mapping of answers to outcomes.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ipaddress
 import re
@@ -39,6 +38,7 @@ from ciba_gateway.connector import (
     UpstreamRejected,
     UpstreamUnavailable,
     UserBusy,
+    call_with_retries,
     is_transient,
     retrying,
 )
@@ -58,11 +58,7 @@ __all__ = ["BankIDConnector", "Config"]
 
 Sleep = Callable[[float], Awaitable[None]]
 Predicate = Callable[[BaseException], bool]
-Arg = TypeVar("Arg")
-Result = TypeVar("Result")
-
-_FIRST_RETRY_WAIT = 0.1
-"""``retrying``'s wait after the first failed try (wait_exponential, multiplier 0.1)."""
+T = TypeVar("T")
 
 # userVisibleData may be at most 1 500 characters after base64: 1 125 bytes of text.
 _MAX_VISIBLE_BYTES = 1_125
@@ -206,9 +202,9 @@ class BankIDConnector(BaseConnector):
         log = self._log.bind(pnr=mask(pnr), endpoint=endpoint)
         try:
             if isinstance(body, AuthRequest):
-                order = await self._retried(self._client.auth, body, _never_sent)
+                order = await self._retried(lambda: self._client.auth(body), _never_sent)
             else:
-                order = await self._retried(self._client.phone_auth, body, _never_sent)
+                order = await self._retried(lambda: self._client.phone_auth(body), _never_sent)
         except BankIDError as exc:
             log.warning(
                 "bankid_start_refused",
@@ -295,7 +291,7 @@ class BankIDConnector(BaseConnector):
         if not isinstance(order_ref, str) or not order_ref:
             return Failed(reason="the BankID session has no orderRef")
         try:
-            answer = await self._retried(self._client.collect, order_ref, is_transient)
+            answer = await self._retried(lambda: self._client.collect(order_ref), is_transient)
         except BankIDError as exc:
             log = self._log.bind(order_ref=order_ref)
             log.warning(
@@ -327,28 +323,11 @@ class BankIDConnector(BaseConnector):
         )
         return result
 
-    async def _retried(
-        self, call: Callable[[Arg], Awaitable[Result]], arg: Arg, predicate: Predicate
-    ) -> Result:
-        """``call(arg)`` under the ``retrying`` policy of ``http.retries`` attempts.
-
-        The first try runs outside tenacity: it nearly always succeeds, and a
-        retry policy per call cost more CPU than the collect itself
-        (bench/profiles/driver_scale). After a retryable failure the wait before
-        the second try is tenacity's first one; the tries after it follow the policy.
-        """
-        try:
-            return await call(arg)
-        except Exception as exc:
-            if self.config.http.retries <= 1 or not predicate(exc):
-                raise
-        await (self._sleep or asyncio.sleep)(_FIRST_RETRY_WAIT)
-        async for attempt in retrying(
-            self.config.http.retries - 1, predicate=predicate, sleep=self._sleep
-        ):
-            with attempt:
-                return await call(arg)
-        raise AssertionError("unreachable: retrying reraises the last error")
+    async def _retried(self, call: Callable[[], Awaitable[T]], predicate: Predicate) -> T:
+        """``call()`` with ``http.retries`` tries; the first outside tenacity (hot path)."""
+        return await call_with_retries(
+            call, self.config.http.retries, predicate=predicate, sleep=self._sleep
+        )
 
     def _outcome(self, answer: CollectResponse) -> PollResult:
         status = answer.status.lower()
