@@ -10,7 +10,7 @@ EDITABLES := -e . $(foreach d,$(CONNECTOR_DIRS),-e $(d))
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test lint bench docs install install-test clean
+.PHONY: demo test lint prepare bench docs install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,10 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: lint
+prepare:
+	scripts/prepare.sh
+
+test: lint prepare
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test

@@ -63,7 +63,7 @@ value that expired mid-run would drop out of the per-request figures)."""
 def private_redis(server_args: list[str]) -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        sys.exit("redis-server is not installed (run .ci/redis.sh) or pass --url")
+        sys.exit("redis-server is not installed (run scripts/prepare.sh) or pass --url")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -2,7 +2,7 @@
 
 Each deployment sees only its own requests, leases, replay caches and values,
 and every key either writes starts with its own prefix. Runs against the
-server on 127.0.0.1:6379 (``.ci/redis.sh`` starts one).
+server on 127.0.0.1:6379 (``scripts/prepare.sh`` starts one).
 """
 
 from __future__ import annotations

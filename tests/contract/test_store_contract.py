@@ -4,7 +4,7 @@ The tests speak only to the ``Store`` protocol; time comes from an injectable
 clock, never from sleeping. The SQLite-only tests at the end cover what only a
 shared file can show: several processes and a restart.
 
-Redis runs against the server on ``127.0.0.1:6379`` (``.ci/redis.sh`` starts one),
+Redis runs against the server on ``127.0.0.1:6379`` (``scripts/prepare.sh`` starts one),
 each test under its own random key prefix, deleted afterwards. The Redis store
 compares logical times from the same fake clock as the others; its keys' real
 TTLs are only its garbage collector, so the Redis-only tests at the end check
@@ -81,7 +81,7 @@ async def fresh_redis_prefix() -> AsyncIterator[str]:
         try:
             await client.ping()
         except (aioredis.ConnectionError, OSError):
-            pytest.fail(f"no Redis at {REDIS_URL}: run .ci/redis.sh")
+            pytest.fail(f"no Redis at {REDIS_URL}: run scripts/prepare.sh")
         prefix = f"test-{secrets.token_hex(6)}:"
         yield prefix
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
@@ -808,7 +808,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[int, dict[str, Path]]]:
     """A redis-server that speaks only mutual TLS, on a spare port, and its PKI files."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.fail("redis-server is not installed: run .ci/redis.sh")
+        pytest.fail("redis-server is not installed: run scripts/prepare.sh")
     pki = _write_pki(tmp_path)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -185,7 +185,7 @@ def redis_prefix() -> Iterator[str]:
         try:
             client.ping()
         except redis.ConnectionError:
-            pytest.fail(f"no Redis at {REDIS_URL}: run .ci/redis.sh")
+            pytest.fail(f"no Redis at {REDIS_URL}: run scripts/prepare.sh")
         prefix = f"e2e-{secrets.token_hex(6)}:"
         yield prefix
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))

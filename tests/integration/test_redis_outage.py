@@ -36,7 +36,7 @@ class RedisServer:
     def __init__(self, port: int, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.fail("redis-server is not installed: run .ci/redis.sh")
+            pytest.fail("redis-server is not installed: run scripts/prepare.sh")
         self.binary = binary
         self.port = port
         self.workdir = workdir

@@ -18,17 +18,14 @@ answers() {
     fi
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+. "$(dirname "$0")/../prepare-lib.sh"
 
 if answers; then
     exit 0
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    apt_install redis-server
 fi
 
 # The package may have started its own service on 6379 already.
@@ -48,5 +45,5 @@ for _ in $(seq 50); do
     fi
     sleep 0.1
 done
-echo "redis.sh: no Redis answers on 127.0.0.1:$PORT" >&2
+echo "prepare redis: no Redis answers on 127.0.0.1:$PORT" >&2
 exit 1
