@@ -583,7 +583,7 @@ def main() -> int:
     only = set(args.only.split(",")) if args.only else set(ALL)
     stores = args.stores.split(",")
     if "redis" in stores and not _redis_available():
-        print("# redis: no Redis answers on 127.0.0.1:6379 (scripts/prepare.sh starts one): skipped")
+        print("# redis: no Redis on 127.0.0.1:6379 (scripts/prepare.sh starts one): skipped")
         stores.remove("redis")
     lib.ensure_wrk()
     info = machine()
