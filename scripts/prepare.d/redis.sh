@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Make sure a Redis answers on 127.0.0.1:6379 for the Redis store tests.
-# Installs redis-server (apt) when it is missing and starts a throwaway,
-# non-persistent instance when none is running. Idempotent and quiet.
+# Make sure a Redis answers on 127.0.0.1:$CIBA_REDIS_PORT (default 6379) for the Redis
+# store tests, which read the same variable. Installs redis-server (apt) when it is
+# missing and starts a throwaway, non-persistent instance when none is running.
+# Idempotent and quiet. When 6379 is taken by something else: CIBA_REDIS_PORT=N make test.
 set -euo pipefail
 
 PORT="${CIBA_REDIS_PORT:-6379}"
@@ -33,6 +34,16 @@ start() {
     redis-server --daemonize yes --port "$PORT" --save "" --appendonly no --logfile "" \
         --bind "$@" >/dev/null 2>&1
 }
+
+taken() {
+    ( exec 3<>"/dev/tcp/127.0.0.1/$PORT" ) 2>/dev/null
+}
+
+if ! answers && taken; then
+    echo "prepare redis: 127.0.0.1:$PORT is in use by something that is not Redis;" \
+        "pick a free port: CIBA_REDIS_PORT=N make test" >&2
+    exit 1
+fi
 
 if ! answers; then
     # "-::1": IPv6 loopback if the host has it (Redis 7); Redis 6 refuses the syntax.

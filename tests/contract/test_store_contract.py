@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import os
 import secrets
 import shutil
 import socket
@@ -51,7 +52,8 @@ from ciba_gateway.store.sqlite import SQLiteStore
 T0 = 1_700_000_000.0
 RETENTION = 600.0
 LIFETIME = 120.0
-REDIS_URL = "redis://127.0.0.1:6379/0"
+# scripts/prepare.sh starts Redis on this port too (default 6379).
+REDIS_URL = f"redis://127.0.0.1:{os.environ.get('CIBA_REDIS_PORT', '6379')}/0"
 
 
 class FakeClock:

@@ -43,13 +43,13 @@ import uvicorn
 from ciba_gateway_bankid.personnummer import check_digit
 
 from ciba_gateway.tokens import generate_private_jwk
+from tests.contract.test_store_contract import REDIS_URL
 from tests.e2e.processes import Process, free_port
 
 pytestmark = pytest.mark.process
 
 SECRET = "replica-client-secret-0123456789"
 CIBA = "urn:openid:params:grant-type:ciba"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 REPLICAS = 3
 FLOWS = 24
 LEASE = 8.0
