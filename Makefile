@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine with python3 and make:
-#   make demo   - create .venv, install, run the demo on http://127.0.0.1:8080
+#   make demo   - create .venv, install, run the demo on http://127.0.0.1:8080 (PORT=N moves it)
 #   make test   - create .venv, install with test extras, ruff + import-linter + pytest
 PYTHON ?= python3
 VENV := .venv
@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 CONNECTORS := $(wildcard connectors/*/pyproject.toml)
 CONNECTOR_DIRS := $(patsubst %/pyproject.toml,%,$(CONNECTORS))
 EDITABLES := -e . $(foreach d,$(CONNECTOR_DIRS),-e $(d))
+PORT ?= 8080
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
@@ -28,7 +29,7 @@ install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/ciba-gateway demo
+	$(VENV)/bin/ciba-gateway demo --port $(PORT)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

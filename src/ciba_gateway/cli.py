@@ -7,12 +7,10 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["main"]
-
-DEMO_CONFIG = "config/demo.yaml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,8 +30,15 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     demo = sub.add_parser("demo", help="run the demo: gateway + simulators on one port")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--config", default=DEMO_CONFIG)
+    demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
+    demo.add_argument(
+        "--config", help="run this config instead of the demo's own (shipped in the package)"
+    )
+    demo.add_argument(
+        "--state-dir",
+        default="var",
+        help="directory for the database, signing keys and certificates (default ./var)",
+    )
 
     check = sub.add_parser("check-config", help="validate a config file, print every error")
     check.add_argument("path")
@@ -90,13 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _load(path: str):
+def _load(path: str | Path, env: Mapping[str, str] | None = None):
     from ciba_gateway.config.load import format_problems, load_config
     from ciba_gateway.connector import load_registry
     from ciba_gateway.errors import ConfigError
 
     try:
-        return load_config(path, registry=load_registry())
+        return load_config(path, registry=load_registry(), env=env)
     except ConfigError as exc:
         print(f"{path}: invalid configuration\n{format_problems(exc)}", file=sys.stderr)
         return None
@@ -123,71 +128,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ciba_gateway import demo
     from ciba_gateway.app import create_app
     from ciba_gateway.observability import configure_logging
 
-    if not Path(args.config).exists():
-        print(
-            f"{args.config} not found: run the demo from the project checkout "
-            "(make demo) or pass --config",
-            file=sys.stderr,
-        )
-        return 1
-    os.environ["DEMO_PORT"] = str(args.port)
-    config = _load(args.config)
+    state_dir = Path(args.state_dir).resolve()
+    config = _load(args.config or demo.config_path(), demo.environment(args.port, state_dir))
     if config is None:
         return 1
     configure_logging("console", "info")
     app = create_app(config)
-    print(demo_banner(config, args.port), flush=True)
+    print(demo.banner(config, args.port, state_dir), flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit 0 after uvicorn's drain
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     return 0
-
-
-def demo_banner(config, port: int) -> str:
-    """What the demo prints: issuer, credentials, a copy-paste flow, phone pages."""
-    tenant = config.tenants[0]
-    client = next(c for c in tenant.clients if c.auth.method == "client_secret_basic")
-    issuer = tenant.issuer.rstrip("/")
-    secret = client.auth.secret
-    phones = [f"http://127.0.0.1:{port}{s.mount}/phone" for s in config.simulators]
-    lines = [
-        "",
-        "ciba-gateway demo",
-        "=================",
-        f"issuer:         {issuer}",
-        f"discovery:      {issuer}/.well-known/openid-configuration",
-        f"client_id:      {client.client_id}",
-        f"client_secret:  {secret}",
-        "phone pages:    " + ("\n                ".join(phones) or "(none)"),
-        "",
-        "1. Start an authentication (persona 199001011239 approves by itself after a few",
-        "   seconds; use 191212121212 and approve it on the BankID phone page instead):",
-        "",
-        f"   curl -s -u {client.client_id}:{secret} \\",
-        "     -d 'scope=openid profile ssn' -d 'login_hint=ssn:199001011239' \\",
-        "     -d 'acr_values=urn:grn:authn:se:bankid' -d 'binding_message=Call 4711' \\",
-        f"     {issuer}/bc-authorize",
-        "",
-        "2. Poll the token endpoint with the auth_req_id it returned (every 5 s):",
-        "",
-        f"   curl -s -u {client.client_id}:{secret} \\",
-        "     -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=AUTH_REQ_ID \\",
-        f"     {issuer}/token",
-        "",
-        "3. Read the claims with the access token:",
-        "",
-        f"   curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/userinfo",
-        "",
-        "Other schemes, same two calls:",
-        "  Freja eID:  -d 'acr_values=urn:grn:authn:se:frejaid:plus' (persona 199001011239",
-        "              approves by itself; 191212121212 waits on the Freja phone page)",
-        "  SMS link:   -d 'scope=openid phone' -d 'login_hint=tel:+46701234567'; the text and",
-        "              its one-time link are printed below; open the link to approve",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -31,11 +31,12 @@ class Process:
         log_path: Path,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        cli: list[str] = CLI,
     ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [*CLI, *args],
+            [*cli, *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

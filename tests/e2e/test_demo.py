@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
@@ -21,8 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_demo_prints_a_working_flow(tmp_path: Path) -> None:
     """The banner's credentials and curl commands complete BankID, Freja and SMS-link flows."""
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "config" / "demo.yaml", tmp_path / "config" / "demo.yaml")
     port = free_port()
     demo = Process(["demo", "--port", str(port)], tmp_path / "demo.log", cwd=tmp_path)
     try:
@@ -35,6 +32,7 @@ def test_demo_prints_a_working_flow(tmp_path: Path) -> None:
         assert issuer == f"http://127.0.0.1:{port}/demo"
         assert f"{issuer}/bc-authorize" in banner and f"{issuer}/token" in banner
         assert httpx.get(phone).status_code == 200
+        assert f"state:          {(tmp_path / 'var').resolve()} " in banner
         assert (tmp_path / "var" / "keys").is_dir()
         assert (tmp_path / "var" / "ciba-gateway.db").exists()
 

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.e2e.processes import Process, free_port
 
 pytestmark = pytest.mark.process
 
@@ -33,17 +36,23 @@ def test_dockerfile_is_non_root_with_healthcheck_and_entrypoint() -> None:
     assert "tests" not in " ".join(copied) and "config" not in copied
 
 
-def test_install_step_in_a_fresh_venv(tmp_path: Path) -> None:
-    """The Dockerfile's pip install, run in a new venv, yields a working ciba-gateway command."""
-    venv = tmp_path / "venv"
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new venv with the Dockerfile's (non-editable) pip install done in it."""
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = venv / "bin" / "pip"
     subprocess.run(
-        [str(pip), "install", "--quiet", *dockerfile_install_targets()],
+        [str(venv / "bin" / "pip"), "install", "--quiet", *dockerfile_install_targets()],
         cwd=ROOT,
         check=True,
         timeout=900,
     )
+    return venv
+
+
+def test_install_step_in_a_fresh_venv(venv: Path) -> None:
+    """The Dockerfile's pip install, run in a new venv, yields a working ciba-gateway command."""
+    pip = venv / "bin" / "pip"
     out = subprocess.run(
         [
             str(venv / "bin" / "ciba-gateway"),
@@ -57,3 +66,23 @@ def test_install_step_in_a_fresh_venv(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     freeze = subprocess.run([str(pip), "freeze"], capture_output=True, text=True, check=True).stdout
     assert "pytest" not in freeze and "ruff" not in freeze
+
+
+def test_demo_runs_from_any_directory_after_a_plain_install(venv: Path, tmp_path: Path) -> None:
+    """``ciba-gateway demo`` of a non-editable install runs its packaged config in ./var."""
+    port = free_port()
+    demo = Process(
+        ["demo", "--port", str(port)],
+        tmp_path / "demo.log",
+        cwd=tmp_path,
+        cli=[str(venv / "bin" / "ciba-gateway")],
+    )
+    try:
+        demo.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
+        assert f"state:          {(tmp_path / 'var').resolve()} " in demo.output()
+        issuer = httpx.get(f"http://127.0.0.1:{port}/demo/.well-known/openid-configuration")
+        assert issuer.json()["issuer"] == f"http://127.0.0.1:{port}/demo"
+        assert (tmp_path / "var" / "ciba-gateway.db").is_file()
+        assert (tmp_path / "var" / "keys" / "demo-es256-1.jwk").is_file()
+    finally:
+        assert demo.stop() == 0
