@@ -112,14 +112,19 @@ def _load(path: str | Path, env: Mapping[str, str] | None = None):
 
 def _serve(args: argparse.Namespace) -> int:
     from ciba_gateway.observability import configure_logging
-    from ciba_gateway.servers import run_granian, run_uvicorn
+    from ciba_gateway.servers import PortUnavailableError, bind_listener, run_granian, run_uvicorn
 
     config = _load(args.config)
     if config is None:
         return 1
-    configure_logging(config.logging.format, config.logging.level)
     host = args.host or config.server.host
     port = args.port if args.port is not None else config.server.port
+    try:
+        bind_listener(host, port).close()  # the server binds again; fail here, before it starts
+    except PortUnavailableError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    configure_logging(config.logging.format, config.logging.level)
     workers = args.workers or config.server.workers
     run = run_granian if args.server == "granian" else run_uvicorn
     return run(Path(args.config).resolve(), host, port, workers)
@@ -131,16 +136,24 @@ def _demo(args: argparse.Namespace) -> int:
     from ciba_gateway import demo
     from ciba_gateway.app import create_app
     from ciba_gateway.observability import configure_logging
+    from ciba_gateway.servers import PortUnavailableError, bind_listener
 
-    state_dir = Path(args.state_dir).resolve()
-    config = _load(args.config or demo.config_path(), demo.environment(args.port, state_dir))
-    if config is None:
+    try:
+        listener = bind_listener("127.0.0.1", args.port)  # before any state is touched
+    except PortUnavailableError as exc:
+        print(f"{exc}; pick another with --port N (make demo PORT=N)", file=sys.stderr)
         return 1
-    configure_logging("console", "info")
-    app = create_app(config)
-    print(demo.banner(config, args.port, state_dir), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit 0 after uvicorn's drain
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
+    with listener:
+        state_dir = Path(args.state_dir).resolve()
+        config = _load(args.config or demo.config_path(), demo.environment(args.port, state_dir))
+        if config is None:
+            return 1
+        configure_logging("console", "info")
+        app = create_app(config)
+        print(demo.banner(config, args.port, state_dir), flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # exit 0 after uvicorn's drain
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
+        server.run(sockets=[listener])
     return 0
 
 

@@ -15,8 +15,10 @@ logged as ``reload_refused`` events with their YAML paths.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +31,15 @@ from ciba_gateway.connector import load_registry
 from ciba_gateway.errors import ConfigError
 from ciba_gateway.tokens import load_tenant_keys
 
-__all__ = ["CONFIG_ENV", "UVICORN_OPTIONS", "granian_server", "run_granian", "run_uvicorn"]
+__all__ = [
+    "CONFIG_ENV",
+    "UVICORN_OPTIONS",
+    "PortUnavailableError",
+    "bind_listener",
+    "granian_server",
+    "run_granian",
+    "run_uvicorn",
+]
 
 CONFIG_ENV = "CIBA_GATEWAY_CONFIG"
 APP_FACTORY = "ciba_gateway.asgi:app_from_env"
@@ -43,6 +53,36 @@ UVICORN_OPTIONS: dict[str, object] = {
     "timeout_graceful_shutdown": GRACEFUL_SECONDS,
 }
 """uvicorn settings of ``serve`` (bench/ runs its ceiling app with the same ones)."""
+
+
+class PortUnavailableError(Exception):
+    """The address cannot be listened on; the message says why in plain words."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (``SO_REUSEADDR``, as the servers set it).
+
+    Raises:
+        PortUnavailableError: the port is in use or the address cannot be bound.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise PortUnavailableError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            message = f"{host}:{port} is already in use (another gateway or demo?); nothing started"
+        else:
+            message = f"cannot listen on {host}:{port}: {exc.strerror}; nothing started"
+        raise PortUnavailableError(message) from None
+    return sock
 
 
 def run_uvicorn(config_path: Path, host: str, port: int, workers: int) -> int:

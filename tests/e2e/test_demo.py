@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from tests.e2e.processes import Process, free_port
+from ciba_gateway import demo
+from tests.e2e.processes import CLI, Process, free_port
 
 pytestmark = pytest.mark.process
 
@@ -125,3 +128,27 @@ def redeem(issuer: str, auth: tuple[str, str], auth_req_id: str) -> dict:
         assert body["error"] == "authorization_pending", body
         time.sleep(5)
     raise AssertionError("no tokens within 30 s")
+
+
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_port_in_use_is_reported_first_and_nothing_starts(tmp_path: Path, command: str) -> None:
+    """With the port taken, demo and serve say so in one line, print no banner, write nothing."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["demo", "--port", str(port)]
+        if command == "serve":
+            config = tmp_path / "gateway.yaml"
+            config.write_text(
+                demo.config_path().read_text().replace("${DEMO_STATE_DIR:-var}", "state")
+            )
+            args = ["serve", "--config", str(config), "--port", str(port)]
+        run = subprocess.run(
+            [*CLI, *args], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == [run.stderr.strip()]
+    assert f"127.0.0.1:{port} is already in use" in run.stderr
+    assert not (tmp_path / "var").exists() and not (tmp_path / "state").exists()
