@@ -1,0 +1,334 @@
+"""The ``ciba`` connector: the gateway as a CIBA client of another CIBA provider.
+
+``start`` sends a backchannel authentication request upstream (login hint from
+a template, scope, acr_values, binding_message, requested_expiry). In **poll**
+mode the gateway's driver then calls ``poll``, which asks the upstream token
+endpoint at the upstream's ``interval`` (+5 s after each ``slow_down``). In
+**ping** mode ``start`` also sends a fresh ``client_notification_token``; the
+upstream POSTs to the ``/ping`` route, which checks that bearer token, takes it
+(single use), redeems the grant once and settles the request through
+``ConnectorDeps.resolve`` (the flow engine). Either way the ID token is verified
+(idtoken.py), mapped to an Identity (identity.py) and checked against the hint.
+
+CIBA has no cancel: when the gateway's request expires first, ``cancel``
+forgets the notification token (a late ping is refused) and the upstream
+request is simply abandoned; a late result is never redeemed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import httpx
+import msgspec
+import structlog
+
+from ciba_gateway.connector import (
+    Approved,
+    BaseConnector,
+    CallbackRequest,
+    CallbackResponse,
+    CallbackRoute,
+    ConnectorDeps,
+    Denied,
+    Expired,
+    Failed,
+    InvalidHint,
+    LoginHint,
+    Pending,
+    PollResult,
+    Started,
+    StartRequest,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    UserNotFound,
+)
+from ciba_gateway_ciba.assertion import ClientCredentials
+from ciba_gateway_ciba.config import Config
+from ciba_gateway_ciba.identity import MappingError, hint_mismatch, to_identity
+from ciba_gateway_ciba.idtoken import InvalidIdToken, verify_id_token
+from ciba_gateway_ciba.provider import Provider
+from ciba_gateway_ciba.wire import (
+    Answer,
+    BackchannelAnswer,
+    TokenAnswer,
+    UpstreamProtocolError,
+    decode,
+    error_of,
+)
+
+__all__ = ["CibaConnector", "Config"]
+
+SLOW_DOWN_STEP = 5.0
+"""Seconds added to the interval after each ``slow_down`` (CIBA Core 11, RFC 8628 3.5)."""
+PING_GRACE = 60.0
+"""Seconds a notification token outlives the upstream request's ``expires_in``."""
+
+_TERMINAL_TOKEN_ERRORS: dict[str, type[Denied | Expired | Failed]] = {
+    "access_denied": Denied,
+    "expired_token": Expired,
+    "transaction_failed": Failed,
+}
+_UNAVAILABLE = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
+
+
+class PingRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a ``client_notification_token`` stands for (stored under its hash)."""
+
+    ref: str
+    session: dict[str, Any]
+    expires_at: float
+
+
+_record_decoder = msgspec.json.Decoder(PingRecord)
+
+
+def _safe(text: str | None) -> str:
+    """An upstream error code fit for a client-visible description."""
+    return "".join(ch for ch in (text or "") if ch.isalnum() or ch in "_-.")[:40] or "unknown"
+
+
+def _redact(text: str) -> str:
+    """Free upstream text without digit runs that could be a national id or phone number."""
+    return re.sub(r"[0-9][0-9 -]{4,}[0-9]", "***", text)
+
+
+def _token_key(token: str) -> str:
+    return "ping:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _hint_of(session: dict[str, Any]) -> LoginHint:
+    return msgspec.convert(session["hint"], LoginHint)
+
+
+class CibaConnector(BaseConnector):
+    """Authenticates through an upstream CIBA provider (poll or ping).
+
+    ``transport`` replaces the network for the upstream calls (tests).
+    """
+
+    Config: ClassVar[type[Config]] = Config
+    login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"ssn", "tel", "email"})
+
+    def __init__(
+        self,
+        config: Config,
+        deps: ConnectorDeps,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.deps = deps
+        credentials = ClientCredentials(config.client_id, config.auth, deps.clock)
+        self.provider = Provider(config, credentials, deps.clock, transport=transport)
+        self._log = structlog.get_logger("ciba_gateway_ciba").bind(
+            connector="ciba", tenant=deps.tenant_id, instance=deps.instance_name
+        )
+
+    @property
+    def notification_endpoint(self) -> str:
+        """The URL to register upstream as ``backchannel_client_notification_endpoint``."""
+        return f"{self.deps.base_url}/ping"
+
+    # --- start --------------------------------------------------------------
+
+    async def start(self, request: StartRequest) -> Started:
+        """Send the backchannel authentication request; refuse with a ConnectorError."""
+        hint = request.login_hint
+        template = self.config.login_hint.get(hint.kind)
+        if template is None:
+            raise InvalidHint(f"this upstream is not configured for {hint.kind} login hints")
+        country = hint.country or ""
+        upstream_hint = template.format(kind=hint.kind, value=hint.value, country=country)
+        form = {"scope": " ".join(self.config.scope), "login_hint": upstream_hint}
+        if self.config.acr_values:
+            form["acr_values"] = " ".join(self.config.acr_values)
+        if self.config.binding_message and request.binding_message:
+            form["binding_message"] = request.binding_message
+        if self.config.requested_expiry and request.expires_at:
+            remaining = math.ceil(request.expires_at - self.deps.clock())
+            form["requested_expiry"] = str(max(remaining, 1))
+        token = None
+        if self.config.delivery_mode == "ping":
+            token = secrets.token_urlsafe(32)
+            form["client_notification_token"] = token
+        try:
+            answer = await self.provider.backchannel(form)
+        except (httpx.HTTPError, UpstreamProtocolError) as exc:
+            self._log.warning("ciba_start_failed", error=type(exc).__name__)
+            raise UpstreamUnavailable("the upstream provider could not be reached") from exc
+        if answer.status != 200:
+            raise self._start_error(answer)
+        try:
+            started = decode(answer.body, BackchannelAnswer)
+        except UpstreamProtocolError as exc:
+            raise UpstreamUnavailable("the upstream provider answered malformed JSON") from exc
+        session: dict[str, Any] = {
+            "auth_req_id": started.auth_req_id,
+            "interval": float(started.interval or self.config.interval),
+            "hint": msgspec.to_builtins(hint),
+        }
+        self._log.info("ciba_upstream_started", mode=self.config.delivery_mode)
+        if token is None:
+            return Started(session=session, poll_after=session["interval"])
+        key = _token_key(token)
+        ttl = started.expires_in + PING_GRACE
+        record = PingRecord(ref=request.ref, session=session, expires_at=self.deps.clock() + ttl)
+        await self.deps.state.put(key, msgspec.json.encode(record), ttl)
+        return Started(session={**session, "ping": key}, poll_after=None)
+
+    def _start_error(self, answer: Answer) -> Exception:
+        error = error_of(answer)
+        code = _safe(error.error)
+        self._log.warning(
+            "ciba_start_refused",
+            status=answer.status,
+            error=code,
+            description=_redact(error.error_description or "")[:200],
+        )
+        if error.error == "unknown_user_id":
+            return UserNotFound("the upstream provider does not know this user")
+        if error.error == "invalid_binding_message":
+            return InvalidHint("the upstream provider refused the binding_message")
+        if answer.status >= 500 or answer.status == 429 or error.error in _UNAVAILABLE:
+            return UpstreamUnavailable(f"the upstream provider is unavailable ({code})")
+        return UpstreamRejected(f"the upstream provider refused the request ({code})")
+
+    # --- poll ---------------------------------------------------------------
+
+    async def poll(self, session: dict[str, Any]) -> PollResult:
+        """Ask the upstream token endpoint once; map its answer to an outcome."""
+        if "ping" in session:
+            # The upstream pings; nothing to ask until then (the driver does not poll).
+            return Pending(poll_after=max(float(session["interval"]), 60.0))
+        return await self._redeem(session)
+
+    async def _redeem(self, session: dict[str, Any]) -> PollResult:
+        auth_req_id = session.get("auth_req_id")
+        if not isinstance(auth_req_id, str) or not auth_req_id:
+            return Failed(reason="the upstream session has no auth_req_id")
+        interval = float(session.get("interval") or self.config.interval)
+        try:
+            answer = await self.provider.token(auth_req_id)
+        except httpx.HTTPError as exc:
+            self._log.warning("ciba_token_failed", error=type(exc).__name__)
+            raise UpstreamUnavailable("the upstream token endpoint could not be reached") from exc
+        except UpstreamProtocolError as exc:
+            return Failed(reason=f"the upstream token endpoint answered badly ({exc})")
+        if answer.status == 200:
+            return await self._approved(answer, session, auth_req_id)
+        error = error_of(answer)
+        if error.error == "authorization_pending":
+            return Pending(poll_after=interval)
+        if error.error == "slow_down":
+            interval += SLOW_DOWN_STEP
+            return Pending(poll_after=interval, session={**session, "interval": interval})
+        outcome = _TERMINAL_TOKEN_ERRORS.get(error.error)
+        self._log.info("ciba_upstream_refused", status=answer.status, error=_safe(error.error))
+        if outcome is not None:
+            return outcome(reason=f"the upstream provider answered {error.error}")
+        if answer.status >= 500 or answer.status == 429 or error.error in _UNAVAILABLE:
+            raise UpstreamUnavailable(f"the upstream token endpoint failed ({_safe(error.error)})")
+        code = _safe(error.error)
+        return Failed(reason=f"the upstream provider refused the token request ({code})")
+
+    async def _approved(
+        self, answer: Answer, session: dict[str, Any], auth_req_id: str
+    ) -> Approved | Failed:
+        try:
+            tokens = decode(answer.body, TokenAnswer)
+            metadata = await self.provider.metadata()
+            claims = await verify_id_token(
+                tokens.id_token,
+                keys=self.provider.keys,
+                issuer=metadata.issuer,
+                client_id=self.config.client_id,
+                algorithms=metadata.id_token_signing_alg_values_supported,
+                now=self.deps.clock(),
+                skew=self.config.clock_skew,
+                auth_req_id=auth_req_id,
+                access_token=tokens.access_token,
+                require_at_hash=self.config.require_at_hash,
+            )
+            identity = to_identity(claims, self.config.identity, self.deps.clock())
+        except (InvalidIdToken, MappingError, UpstreamProtocolError) as exc:
+            self._log.warning("ciba_id_token_refused", reason=str(exc))
+            return Failed(reason=f"the upstream's answer failed verification: {exc}")
+        except httpx.HTTPError as exc:
+            # The grant is consumed: there is no second chance to fetch the keys.
+            self._log.warning("ciba_jwks_failed", error=type(exc).__name__)
+            return Failed(reason="the upstream's keys could not be fetched to verify its answer")
+        mismatch = hint_mismatch(identity, _hint_of(session))
+        if mismatch is not None:
+            self._log.warning("ciba_identity_mismatch")
+            return Failed(reason=mismatch)
+        self._log.info("ciba_upstream_approved")
+        return Approved(identity=identity)
+
+    # --- ping ---------------------------------------------------------------
+
+    def routes(self) -> Sequence[CallbackRoute]:
+        if self.config.delivery_mode != "ping":
+            return ()
+        return (CallbackRoute(path="/ping", methods=("POST",), handler=self.ping),)
+
+    async def ping(self, request: CallbackRequest) -> CallbackResponse:
+        """The upstream's notification (CIBA Core 10.2): check the bearer, redeem once, settle."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return _answer(401, "a bearer client_notification_token is required")
+        key = _token_key(token.strip())
+        raw = await self.deps.state.take(key)
+        if raw is None:
+            return _answer(401, "unknown or already used client_notification_token")
+        record = _record_decoder.decode(raw)
+        try:
+            body = msgspec.json.decode(request.body)
+        except msgspec.DecodeError:
+            body = None
+        if not isinstance(body, dict) or body.get("auth_req_id") != record.session["auth_req_id"]:
+            await self._keep(key, record)
+            return _answer(400, "the body must carry the auth_req_id of this token")
+        try:
+            outcome = await self._redeem(record.session)
+        except UpstreamUnavailable:
+            await self._keep(key, record)
+            return _answer(503, "the upstream token endpoint is unavailable; ping again")
+        if isinstance(outcome, Pending):
+            await self._keep(key, record)
+            return CallbackResponse(status=204)
+        if not await self.deps.resolve(record.ref, outcome):
+            self._log.info("ciba_ping_late")
+        return CallbackResponse(status=204)
+
+    async def _keep(self, key: str, record: PingRecord) -> None:
+        """Put a taken notification token back: the ping could not be acted on yet."""
+        ttl = max(record.expires_at - self.deps.clock(), 1.0)
+        await self.deps.state.put(key, msgspec.json.encode(record), ttl)
+
+    # --- cancel / close -----------------------------------------------------
+
+    async def cancel(self, session: dict[str, Any]) -> None:
+        """CIBA has no cancel: forget the notification token; the upstream request is abandoned."""
+        key = session.get("ping")
+        if isinstance(key, str):
+            await self.deps.state.take(key)
+
+    async def aclose(self) -> None:
+        await self.provider.aclose()
+
+
+def _answer(status: int, description: str) -> CallbackResponse:
+    error = "invalid_request" if status == 400 else "invalid_token"
+    if status == 503:
+        error = "temporarily_unavailable"
+    body = msgspec.json.encode({"error": error, "error_description": description})
+    headers = {"WWW-Authenticate": f'Bearer error="{error}"'} if status == 401 else {}
+    return CallbackResponse(
+        status=status, body=body, media_type="application/json", headers=headers
+    )
