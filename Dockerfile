@@ -8,10 +8,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 COPY connectors/bankid ./connectors/bankid
+COPY connectors/ciba ./connectors/ciba
 COPY connectors/freja ./connectors/freja
 COPY connectors/smslink ./connectors/smslink
 # The same command is run in a fresh venv by tests/e2e/test_dockerfile.py.
-RUN python -m venv /opt/venv && /opt/venv/bin/pip install . ./connectors/bankid ./connectors/freja ./connectors/smslink
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install . ./connectors/bankid ./connectors/ciba ./connectors/freja ./connectors/smslink
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
