@@ -45,10 +45,12 @@ from ciba_gateway.web.callbacks import connector_callback
 from ciba_gateway.web.endpoints import ROUTE_HANDLERS
 from ciba_gateway.web.responses import EXCEPTION_HANDLERS
 
-__all__ = ["Runtime", "create_app"]
+__all__ = ["MAX_REQUEST_BODY", "Runtime", "create_app"]
 
 log = structlog.get_logger("ciba_gateway.app")
 PURGE_EVERY = 60.0
+MAX_REQUEST_BODY = 1024 * 1024
+"""Global cap on a request body read through Litestar (routes set smaller ones)."""
 RETIRE_CONNECTORS_AFTER = 30.0
 """Seconds a reload waits before closing the connectors it replaced (in-flight calls)."""
 
@@ -313,6 +315,7 @@ def create_app(
         lifespan=[lifespan],
         middleware=[DefineMiddleware(AccessLogMiddleware, metrics=metrics)],
         openapi_config=None,
+        request_max_body_size=MAX_REQUEST_BODY,
         debug=False,
     )
     app.state.metrics = metrics

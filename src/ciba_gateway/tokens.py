@@ -55,6 +55,7 @@ from joserfc import jwk, jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
 
+from ciba_gateway.connector import check_json, decode_json
 from ciba_gateway.errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
@@ -235,6 +236,9 @@ class TenantKeys:
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a JWS signed by any of this tenant's keys; claims are not checked."""
         try:
+            # joserfc's json.loads recurses: cap the header's size and depth first.
+            header = token.partition(".")[0]
+            check_json(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))
             obj = jws.extract_compact(token.encode("ascii"), registry=self._registry)
         except (JoseError, ValueError) as exc:
             raise TokenVerificationError("not a compact JWS") from exc
@@ -252,7 +256,7 @@ class TenantKeys:
         if not valid:
             raise TokenVerificationError("bad signature")
         try:
-            claims = msgspec.json.decode(obj.payload)
+            claims = decode_json(obj.payload)
         except msgspec.DecodeError as exc:
             raise TokenVerificationError("payload is not JSON") from exc
         if not isinstance(claims, dict):

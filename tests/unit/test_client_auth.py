@@ -11,6 +11,7 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
+from structlog.testing import capture_logs
 
 from ciba_gateway.config.model import (
     ClientAuth,
@@ -189,24 +190,48 @@ async def test_post_ok(jwks: JwksCache) -> None:
     assert client.client_id == "branch"
 
 
-async def test_post_wrong_secret_has_no_challenge(jwks: JwksCache) -> None:
-    """A failed post authentication is 401 without a Basic challenge."""
-    with pytest.raises(InvalidClientError, match="credentials") as info:
+async def test_post_wrong_secret_is_challenged(jwks: JwksCache) -> None:
+    """A failed post authentication is 401 with the challenge too (RFC 9110 15.5.2)."""
+    with pytest.raises(InvalidClientError, match=r"^client authentication failed$") as info:
         await auth(jwks, form={"client_id": "branch", "client_secret": "nope"})
-    assert info.value.headers == {}
+    assert info.value.headers == CHALLENGE
+
+
+async def test_registry_failures_answer_alike(jwks: JwksCache) -> None:
+    """Unknown client, wrong secret and wrong method give one description and one challenge."""
+    attempts = [
+        {"form": {"client_id": "ghost", "client_secret": POST_SECRET}},
+        {"form": {"client_id": "branch", "client_secret": POST_SECRET + "x"}},
+        {"form": {"client_id": "call.center", "client_secret": BASIC_SECRET}},
+        {"authorization": basic("ghost", "whatever-secret-123")},
+        {"authorization": basic("call.center", "wrong-secret-0123456")},
+        {"authorization": basic("branch", POST_SECRET)},
+    ]
+    answers = set()
+    for attempt in attempts:
+        with pytest.raises(InvalidClientError) as info:
+            await auth(jwks, **attempt)
+        answers.add((info.value.description, tuple(info.value.headers.items())))
+    assert answers == {("client authentication failed", tuple(CHALLENGE.items()))}
 
 
 async def test_method_mismatch(jwks: JwksCache) -> None:
     """A Basic client cannot use client_secret_post, even with the right secret."""
-    with pytest.raises(InvalidClientError, match="client_secret_post is not"):
-        await auth(jwks, form={"client_id": "call.center", "client_secret": BASIC_SECRET})
-    with pytest.raises(InvalidClientError, match="client_secret_basic is not"):
-        await auth(jwks, authorization=basic("branch", POST_SECRET))
+    with capture_logs() as logs:
+        with pytest.raises(InvalidClientError, match="authentication failed"):
+            await auth(jwks, form={"client_id": "call.center", "client_secret": BASIC_SECRET})
+        with pytest.raises(InvalidClientError, match="authentication failed"):
+            await auth(jwks, authorization=basic("branch", POST_SECRET))
+    reasons = [e["reason"] for e in logs if e["event"] == "client_auth_failed"]
+    assert reasons == [
+        "client_secret_post is not the client's registered method",
+        "client_secret_basic is not the client's registered method",
+    ]
 
 
 async def test_unknown_client(jwks: JwksCache) -> None:
     """An unknown client_id is invalid_client."""
-    with pytest.raises(InvalidClientError, match="unknown client") as info:
+    with pytest.raises(InvalidClientError, match="authentication failed") as info:
         await auth(jwks, authorization=basic("ghost", "whatever-secret-123"))
     assert info.value.headers == CHALLENGE
 
@@ -252,10 +277,11 @@ async def test_private_key_jwt_via_jwks_uri_is_cached(jwks: JwksCache, fetches: 
         client = await auth(jwks, form=jwt_form(token, client_id="pos"), remember=remember)
         assert client.client_id == "pos"
     assert fetches.count == 1
-    with pytest.raises(InvalidClientError, match="used before"):
+    with capture_logs() as logs, pytest.raises(InvalidClientError, match="authentication failed"):
         await auth(
             jwks, form=jwt_form(assertion("pos", POS_KEY, "ES256", jti="a")), remember=remember
         )
+    assert "used before" in logs[-1]["reason"]
 
 
 async def test_jwt_client_id_must_match_assertion(jwks: JwksCache) -> None:
@@ -268,8 +294,9 @@ async def test_jwt_client_id_must_match_assertion(jwks: JwksCache) -> None:
 async def test_jwt_method_mismatch(jwks: JwksCache) -> None:
     """An HMAC assertion for a private_key_jwt client is a method mismatch."""
     token = assertion("pos", OctKey.import_key(JWT_SECRET), "HS256")
-    with pytest.raises(InvalidClientError, match="client_secret_jwt is not"):
+    with capture_logs() as logs, pytest.raises(InvalidClientError, match="authentication failed"):
         await auth(jwks, form=jwt_form(token))
+    assert logs[-1]["reason"].startswith("client_secret_jwt is not")
 
 
 async def test_jwt_wrong_assertion_type(jwks: JwksCache) -> None:
@@ -283,5 +310,6 @@ async def test_jwt_wrong_assertion_type(jwks: JwksCache) -> None:
 async def test_jwt_unknown_client(jwks: JwksCache) -> None:
     """An assertion for an unknown client is invalid_client."""
     token = assertion("ghost", POS_KEY, "ES256")
-    with pytest.raises(InvalidClientError, match="unknown client"):
+    with pytest.raises(InvalidClientError, match="authentication failed") as info:
         await auth(jwks, form=jwt_form(token))
+    assert info.value.headers == CHALLENGE

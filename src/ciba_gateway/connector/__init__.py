@@ -20,16 +20,30 @@ from ciba_gateway.connector.registry import (
     PluginError,
     load_registry,
 )
+from ciba_gateway.connector.safejson import (
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    MAX_UPSTREAM_JSON_BYTES,
+    JsonLimitError,
+    check_json,
+    decode_json,
+)
 
 __all__ = [
     *_api_all,
     "CONNECTOR_GROUP",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_UPSTREAM_JSON_BYTES",
     "SIMULATOR_GROUP",
     "ConnectorRegistry",
     "HttpSettings",
+    "JsonLimitError",
     "PluginError",
     "build_client",
     "call_with_retries",
+    "check_json",
+    "decode_json",
     "is_transient",
     "retrying",
     "load_registry",

@@ -14,7 +14,6 @@ when no connector of the tenant has the hook).
 
 from __future__ import annotations
 
-import json
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +32,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
     UserNotFound,
+    decode_json,
 )
 from ciba_gateway.errors import (
     AccessDeniedError,
@@ -285,7 +285,7 @@ async def check_authorization_details(req: BackchannelRequest) -> None:
         return
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = decode_json(raw)
         except ValueError:
             raise InvalidAuthorizationDetailsError("authorization_details is not JSON") from None
     if not isinstance(raw, list) or not raw:

@@ -15,9 +15,16 @@ Decisions:
 - A request that uses more than one method (RFC 6749 section 2.3: a client
   MUST NOT) is a malformed request, answered ``invalid_request`` (400), as
   node-oidc-provider does; every failed authentication is ``invalid_client``.
-- ``invalid_client`` carries ``WWW-Authenticate: Basic realm="<issuer>"`` when
-  the client tried Basic (RFC 6749 section 5.2) or sent no credentials at all
-  (a 401 must challenge, RFC 9110 section 15.5.2).
+- Every ``invalid_client`` (401) carries ``WWW-Authenticate: Basic realm="<issuer>"``:
+  RFC 6749 section 5.2 requires the challenge when the client tried Basic, and
+  RFC 9110 section 15.5.2 requires one on every 401. Form and JWT methods have no
+  HTTP authentication scheme of their own, so Basic (the scheme this endpoint
+  accepts) is named for them too; one challenge for all leaks no method.
+- Whether a client exists, which method it is registered for, and why its
+  credentials failed are not told apart on the wire: each such failure answers
+  the same ``client authentication failed`` (no enumeration of client ids or
+  methods); the precise reason is logged as ``client_auth_failed``. Malformed
+  requests that do not depend on the registry keep their own description.
 - Secrets are compared as SHA-256 digests with ``hmac.compare_digest``: constant
   time, and the length of the secret does not leak. Client secrets are high
   entropy (at least 16 characters), so a fast hash suffices and the token
@@ -37,6 +44,8 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
+import structlog
+
 from ciba_gateway.errors import InvalidClientError, InvalidRequestError
 from ciba_gateway.protocol.jose import HMAC_ALGS, Remember, peek_jwt, verify_client_assertion
 
@@ -47,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client"]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+FAILED = "client authentication failed"
+"""The one description of every failure that depends on the client registry."""
+log = structlog.get_logger("ciba_gateway.client_auth")
 
 
 async def authenticate_client(
@@ -71,6 +83,31 @@ async def authenticate_client(
         InvalidClientError: authentication failed (401).
         InvalidRequestError: more than one authentication method was used.
     """
+    try:
+        return await _authenticate(
+            tenant,
+            authorization=authorization,
+            form=form,
+            audiences=audiences,
+            jwks=jwks,
+            remember=remember,
+            now=now,
+        )
+    except InvalidClientError as exc:
+        exc.headers = _challenge(tenant)
+        raise
+
+
+async def _authenticate(
+    tenant: TenantConfig,
+    *,
+    authorization: str | None,
+    form: Mapping[str, str],
+    audiences: Collection[str],
+    jwks: JwksCache,
+    remember: Remember,
+    now: float,
+) -> ClientConfig:
     basic = None
     if authorization:
         scheme, _, credentials = authorization.strip().partition(" ")
@@ -86,7 +123,7 @@ async def authenticate_client(
         return _post(tenant, form)
     if uses_jwt:
         return await _jwt(tenant, form, audiences=audiences, jwks=jwks, remember=remember, now=now)
-    raise InvalidClientError("client authentication is required", headers=_challenge(tenant))
+    raise InvalidClientError("client authentication is required")
 
 
 def _challenge(tenant: TenantConfig) -> dict[str, str]:
@@ -106,41 +143,40 @@ def _secret_matches(given: str, expected: str | None) -> bool:
     )
 
 
-def _check_secret(
-    tenant: TenantConfig,
-    client_id: str,
-    secret: str,
-    method: str,
-    headers: dict[str, str] | None = None,
-) -> ClientConfig:
+def _failed(client_id: str, reason: str) -> InvalidClientError:
+    """The generic refusal on the wire; the reason goes to the log only."""
+    log.info("client_auth_failed", client_id=client_id[:64], reason=reason)
+    return InvalidClientError(FAILED)
+
+
+def _registered(tenant: TenantConfig, client_id: str, method: str) -> ClientConfig:
     client = tenant.client(client_id)
     if client is None:
-        raise InvalidClientError("unknown client", headers=headers)
+        raise _failed(client_id, "unknown client")
     if client.auth.method != method:
-        raise InvalidClientError(
-            f"{method} is not the authentication method registered for this client",
-            headers=headers,
-        )
+        raise _failed(client_id, f"{method} is not the client's registered method")
+    return client
+
+
+def _check_secret(tenant: TenantConfig, client_id: str, secret: str, method: str) -> ClientConfig:
+    client = _registered(tenant, client_id, method)
     if not _secret_matches(secret, client.auth.secret):
-        raise InvalidClientError("invalid client credentials", headers=headers)
+        raise _failed(client_id, "wrong client secret")
     return client
 
 
 def _basic(tenant: TenantConfig, credentials: str, form_client_id: str | None) -> ClientConfig:
-    headers = _challenge(tenant)
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClientError("malformed Basic credentials", headers=headers) from None
+        raise InvalidClientError("malformed Basic credentials") from None
     raw_id, colon, raw_secret = decoded.partition(":")
     if not colon or not raw_id:
-        raise InvalidClientError("malformed Basic credentials", headers=headers)
+        raise InvalidClientError("malformed Basic credentials")
     client_id = _form_decode(raw_id)
     if form_client_id is not None and form_client_id != client_id:
-        raise InvalidClientError("client_id does not match the Basic credentials", headers=headers)
-    return _check_secret(
-        tenant, client_id, _form_decode(raw_secret), "client_secret_basic", headers
-    )
+        raise InvalidClientError("client_id does not match the Basic credentials")
+    return _check_secret(tenant, client_id, _form_decode(raw_secret), "client_secret_basic")
 
 
 def _form_decode(text: str) -> str:
@@ -179,21 +215,18 @@ async def _jwt(
     form_client_id = form.get("client_id")
     if form_client_id is not None and form_client_id != client_id:
         raise InvalidClientError("client_id does not match the client assertion")
-    client = tenant.client(client_id)
-    if client is None:
-        raise InvalidClientError("unknown client")
     used = "client_secret_jwt" if header.get("alg") in HMAC_ALGS else "private_key_jwt"
-    if client.auth.method != used:
-        raise InvalidClientError(
-            f"{used} is not the authentication method registered for this client"
+    client = _registered(tenant, client_id, used)
+    try:
+        await verify_client_assertion(
+            assertion,
+            client=client,
+            audiences=audiences,
+            allowed_algs=tenant.signing_algs,
+            keys=jwks,
+            remember=remember,
+            now=now,
         )
-    await verify_client_assertion(
-        assertion,
-        client=client,
-        audiences=audiences,
-        allowed_algs=tenant.signing_algs,
-        keys=jwks,
-        remember=remember,
-        now=now,
-    )
+    except InvalidClientError as exc:
+        raise _failed(client_id, exc.description) from None
     return client

@@ -44,6 +44,7 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet, OctKey
 from joserfc.jwt import JWTClaimsRegistry
 
+from ciba_gateway.connector import decode_json
 from ciba_gateway.errors import (
     ExpiredLoginHintTokenError,
     InvalidClientError,
@@ -234,7 +235,7 @@ class JwksCache:
         except httpx.HTTPError as exc:
             raise JwksError(f"jwks_uri could not be fetched ({type(exc).__name__})") from exc
         try:
-            data = msgspec.json.decode(bytes(body))
+            data = decode_json(bytes(body), max_bytes=self._max_bytes)
         except msgspec.DecodeError:
             raise JwksError("jwks_uri did not return JSON") from None
         return _import_jwks(data)
@@ -268,11 +269,15 @@ def _key_fits(key: Key, alg: str) -> bool:
 
 
 def peek_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and claims of a JWS **without** verifying it (to find the client)."""
+    """The header and claims of a JWS **without** verifying it (to find the client).
+
+    Both are decoded with the size and depth caps of ``decode_json``, so a JWS that
+    passes here is safe to hand to joserfc (whose ``json.loads`` recurses).
+    """
     try:
         header_b64, payload_b64, _ = token.split(".")
-        header = msgspec.json.decode(_b64decode(header_b64))
-        claims = msgspec.json.decode(_b64decode(payload_b64))
+        header = decode_json(_b64decode(header_b64))
+        claims = decode_json(_b64decode(payload_b64))
     except (ValueError, TypeError) as exc:
         raise ValueError("not a compact JWS") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
@@ -286,6 +291,7 @@ def _b64decode(segment: str) -> bytes:
 
 def _parse(token: str, what: str) -> CompactSignature:
     try:
+        peek_jwt(token)
         return jws.extract_compact(token.encode("ascii"))
     except (JoseError, ValueError) as exc:
         raise _Rejected(f"{what} is not a signed JWT") from exc
@@ -335,7 +341,7 @@ async def _verify_signature(
     else:
         raise _Rejected(f"{what} signature is invalid")
     try:
-        claims = msgspec.json.decode(obj.payload)
+        claims = decode_json(obj.payload)
     except msgspec.DecodeError:
         raise _Rejected(f"{what} payload is not JSON") from None
     if not isinstance(claims, dict):

@@ -199,13 +199,24 @@ async def issue_tokens(
 async def userinfo(
     gateway: Gateway, tenant: TenantContext, access_token: str | None
 ) -> dict[str, Any]:
-    """The claims of an access token (OIDC Core 5.3)."""
+    """The claims of an access token (OIDC Core 5.3).
+
+    A 401 challenges with ``WWW-Authenticate: Bearer realm="<issuer>"`` (RFC 6750
+    section 3), adding ``error="invalid_token"`` only when a token was sent (3.1).
+    """
+    realm = f'Bearer realm="{tenant.issuer}"'
     if not access_token:
-        raise InvalidTokenError("a Bearer access token is required")
+        raise InvalidTokenError(
+            "a Bearer access token is required", headers={"WWW-Authenticate": realm}
+        )
+    invalid = InvalidTokenError(
+        "the access token is invalid or expired",
+        headers={"WWW-Authenticate": f'{realm}, error="invalid_token"'},
+    )
     blob = await gateway.store.get_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
     if blob is None:
-        raise InvalidTokenError("the access token is invalid or expired")
+        raise invalid
     try:
         return _claims_decoder.decode(unseal(access_token, blob))
     except Exception:
-        raise InvalidTokenError("the access token is invalid or expired") from None
+        raise invalid from None

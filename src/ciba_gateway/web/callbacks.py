@@ -3,6 +3,12 @@
 Connectors describe their routes with framework-neutral ``CallbackRoute``s;
 this handler matches the rest of the path against their templates and
 converts the Litestar request into a ``CallbackRequest`` and back.
+
+Bodies are capped at 64 KiB while they are read (Litestar's
+``request_max_body_size``: an announced ``Content-Length`` over the cap is
+refused before reading, a streamed body as soon as it passes the cap), so
+concurrent huge POSTs to a link cannot grow the worker. Refusals are JSON: 413
+for a body over the cap, 404 for a path no connector serves.
 """
 
 from __future__ import annotations
@@ -11,14 +17,16 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from litestar import Request, Response, route
+from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from ciba_gateway.connector import CallbackRequest, CallbackRoute
 from ciba_gateway.web.endpoints import _tenant
 
-__all__ = ["connector_callback", "match_route"]
+__all__ = ["MAX_CALLBACK_BODY", "connector_callback", "match_route"]
 
-_MAX_BODY = 64 * 1024
+MAX_CALLBACK_BODY = 64 * 1024
+"""Bytes a connector callback may receive (an approval form is well under 1 KiB)."""
 
 
 def match_route(
@@ -43,7 +51,11 @@ def match_route(
     return None
 
 
-@route("/{tenant:str}/{connector:str}/{rest:path}", http_method=["GET", "POST"])
+@route(
+    "/{tenant:str}/{connector:str}/{rest:path}",
+    http_method=["GET", "POST"],
+    request_max_body_size=MAX_CALLBACK_BODY,
+)
 async def connector_callback(
     request: Request[Any, Any, Any],
     tenant: FromPath[str],
@@ -55,11 +67,9 @@ async def connector_callback(
     instance = ctx.connectors.get(connector)
     found = match_route(list(instance.routes()), request.method, rest) if instance else None
     if found is None:
-        return Response(b"Not found", status_code=404, media_type="text/plain")
+        raise NotFoundException("no such endpoint")
     callback, params = found
     body = await request.body()
-    if len(body) > _MAX_BODY:
-        return Response(b"Request too large", status_code=413, media_type="text/plain")
     form: dict[str, str] = {}
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))

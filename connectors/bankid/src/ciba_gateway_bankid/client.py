@@ -17,6 +17,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
+from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, decode_json
 from ciba_gateway_bankid.models import (
     AuthRequest,
     CollectResponse,
@@ -40,7 +41,9 @@ class BankIDError(httpx.HTTPStatusError):
 
     def __init__(self, response: httpx.Response) -> None:
         try:
-            body = msgspec.json.decode(response.content, type=ErrorResponse)
+            body = decode_json(
+                response.content, type=ErrorResponse, max_bytes=MAX_UPSTREAM_JSON_BYTES
+            )
             code, details = body.error_code, body.details
         except msgspec.MsgspecError:
             code, details = "", ""
@@ -115,6 +118,6 @@ class BankIDClient:
         if answer is None:
             return None  # type: ignore[return-value]
         try:
-            return msgspec.json.decode(response.content, type=answer)
+            return decode_json(response.content, type=answer, max_bytes=MAX_UPSTREAM_JSON_BYTES)
         except msgspec.MsgspecError as exc:
             raise BankIDProtocolError(f"unreadable answer from /{path}: {exc}") from exc

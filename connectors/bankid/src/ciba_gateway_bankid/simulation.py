@@ -38,6 +38,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 import msgspec
 from msgspec import Meta
 
+from ciba_gateway.connector import decode_json
 from ciba_gateway_bankid.models import (
     AuthRequest,
     CollectResponse,
@@ -300,7 +301,7 @@ class BankIDSimulator:
         if (content_type or "").strip().lower() != "application/json":
             return _error(415, "unsupportedMediaType", "Content-Type must be application/json.")
         try:
-            request = msgspec.json.decode(body, type=request_type)
+            request = decode_json(body, type=request_type)
         except msgspec.MsgspecError as exc:
             return _error(400, "invalidParameters", str(exc))
         rule = self._rule_for(self._person_of(request))

@@ -17,6 +17,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
+from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, decode_json
 from ciba_gateway_freja.wire import (
     PATHS,
     AuthRefRequest,
@@ -84,7 +85,9 @@ class FrejaClient:
             return response.content
         if response.status_code >= 400:
             try:
-                error = msgspec.json.decode(response.content, type=ErrorBody)
+                error = decode_json(
+                    response.content, type=ErrorBody, max_bytes=MAX_UPSTREAM_JSON_BYTES
+                )
             except msgspec.DecodeError:
                 pass
             else:
@@ -95,6 +98,6 @@ class FrejaClient:
     @staticmethod
     def _decode(content: bytes, kind: type[_T]) -> _T:
         try:
-            return msgspec.json.decode(content, type=kind)
+            return decode_json(content, type=kind, max_bytes=MAX_UPSTREAM_JSON_BYTES)
         except msgspec.DecodeError as exc:
             raise FrejaProtocolError(f"unreadable {kind.__name__}") from exc

@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,6 +33,7 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
+from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, decode_json
 from ciba_gateway_freja.wire import (
     RequestedAttributes,
     decode_ssn_user_info,
@@ -178,7 +178,7 @@ def _header(token: str) -> dict[str, Any]:
     if len(parts) != 3 or not all(parts[:2]):
         raise DetailsError("malformed", "details is not a compact JWS")
     try:
-        header = json.loads(_b64url(parts[0]))
+        header = decode_json(_b64url(parts[0]))
     except (binascii.Error, ValueError):
         raise DetailsError("malformed", "the details JWS header is not base64url JSON") from None
     if not isinstance(header, dict):
@@ -195,7 +195,7 @@ def _same_user(user_info_type: str, sent: str, signed: Any) -> bool:
         if isinstance(signed, str):
             # One Freja client sees a JSON string here, another an object: accept both.
             try:
-                signed = json.loads(signed)
+                signed = decode_json(signed)
             except ValueError:
                 return False
         return isinstance(signed, dict) and signed == ours
@@ -233,7 +233,7 @@ def verify_details(
     except (JoseError, ValueError):
         raise DetailsError("signature", "the details JWS signature does not verify") from None
     try:
-        payload = json.loads(signed.payload)
+        payload = decode_json(signed.payload, max_bytes=MAX_UPSTREAM_JSON_BYTES)
     except ValueError:
         raise DetailsError("malformed", "the details payload is not JSON") from None
     if not isinstance(payload, dict):

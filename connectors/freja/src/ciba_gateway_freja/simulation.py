@@ -22,6 +22,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 from msgspec import Meta
 
+from ciba_gateway.connector import decode_json
 from ciba_gateway_freja.signing import SigningMaterial, b64url, generate, unsigned_token
 from ciba_gateway_freja.wire import (
     ATTRIBUTES,
@@ -515,7 +516,7 @@ class FrejaSimulator:
         if parsed.parameter != PARAMETERS[op]:
             raise _Refusal(1000)
         try:
-            request = msgspec.json.decode(parsed.json)
+            request = decode_json(parsed.json)
         except msgspec.DecodeError:
             raise _Refusal(1010) from None
         if not isinstance(request, dict):

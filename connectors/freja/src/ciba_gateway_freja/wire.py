@@ -19,6 +19,8 @@ from urllib.parse import quote, unquote
 
 import msgspec
 
+from ciba_gateway.connector import decode_json
+
 __all__ = [
     "ATTRIBUTES",
     "ERROR_MESSAGES",
@@ -322,7 +324,7 @@ def encode_ssn_user_info(country: str, ssn: str) -> str:
 def decode_ssn_user_info(value: str) -> tuple[str, str]:
     """``(country, ssn)`` from an SSN ``userInfo``; raises ValueError when malformed."""
     try:
-        data = msgspec.json.decode(base64.b64decode(value + "=" * (-len(value) % 4), validate=True))
+        data = decode_json(base64.b64decode(value + "=" * (-len(value) % 4), validate=True))
     except (binascii.Error, msgspec.DecodeError) as exc:
         raise ValueError("SSN userInfo is not base64 of JSON") from exc
     if not isinstance(data, dict) or set(data) != {"country", "ssn"}:

@@ -13,7 +13,6 @@ Without a directory every number the ``allowed_prefixes`` admit is served.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Literal
 
@@ -22,9 +21,11 @@ import msgspec
 from msgspec import Meta
 
 from ciba_gateway.connector import (
+    MAX_UPSTREAM_JSON_BYTES,
     HttpSettings,
     UpstreamUnavailable,
     build_client,
+    decode_json,
     is_transient,
     retrying,
 )
@@ -158,8 +159,8 @@ class DirectoryClient:
 
 def _name(response: httpx.Response) -> str | None:
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = decode_json(response.content, max_bytes=MAX_UPSTREAM_JSON_BYTES)
+    except ValueError:
         return None
     name = body.get("name") if isinstance(body, dict) else None
     return name if isinstance(name, str) and name.strip() else None

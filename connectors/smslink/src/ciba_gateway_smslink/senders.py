@@ -14,7 +14,6 @@ Senders must never log the message text or the link: both carry the secret.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import entry_points
@@ -26,10 +25,12 @@ import msgspec
 from msgspec import Meta
 
 from ciba_gateway.connector import (
+    MAX_UPSTREAM_JSON_BYTES,
     HttpSettings,
     UpstreamRejected,
     UpstreamUnavailable,
     build_client,
+    decode_json,
     retrying,
 )
 
@@ -272,8 +273,8 @@ def _retryable(exc: BaseException) -> bool:
 def _error_code(response: httpx.Response) -> str | None:
     """The provider's error code (Twilio ``code``) when it is a short token; never its message."""
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = decode_json(response.content, max_bytes=MAX_UPSTREAM_JSON_BYTES)
+    except ValueError:
         return None
     code = body.get("code") if isinstance(body, dict) else None
     if isinstance(code, int | str) and _SAFE_CODE.match(str(code)):
@@ -344,8 +345,8 @@ class HttpSender:
         if self.config.id_field is None:
             return None
         try:
-            body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = decode_json(response.content, max_bytes=MAX_UPSTREAM_JSON_BYTES)
+        except ValueError:
             return None
         value = body.get(self.config.id_field) if isinstance(body, dict) else None
         return str(value) if isinstance(value, str | int) else None
