@@ -47,6 +47,7 @@ from ciba_gateway.connector import (
     UpstreamRejected,
     UpstreamUnavailable,
     UserNotFound,
+    decode_json,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.config import Config
@@ -288,7 +289,7 @@ class CibaConnector(BaseConnector):
             return _answer(401, "unknown or already used client_notification_token")
         record = _record_decoder.decode(raw)
         try:
-            body = msgspec.json.decode(request.body)
+            body = decode_json(request.body)
         except msgspec.DecodeError:
             body = None
         if not isinstance(body, dict) or body.get("auth_req_id") != record.session["auth_req_id"]:

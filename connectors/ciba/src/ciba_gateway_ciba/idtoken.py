@@ -23,6 +23,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
+from ciba_gateway.connector import check_json
+
 __all__ = ["ALLOWED_ALGS", "InvalidIdToken", "at_hash", "verify_id_token"]
 
 ALLOWED_ALGS = (
@@ -63,6 +65,10 @@ async def verify_id_token(
     """The verified claims of ``token``; raise ``InvalidIdToken`` naming the failed check."""
     allowed = [alg for alg in algorithms if alg in ALLOWED_ALGS] or ["RS256"]
     try:
+        # joserfc's json.loads recurses: cap the segments' size and depth first.
+        head, _, rest = token.partition(".")
+        for segment in (head, rest.partition(".")[0]):
+            check_json(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
         header = extract_compact(token.encode()).protected
     except (JoseError, ValueError, TypeError):
         raise InvalidIdToken("the ID token is not a compact JWS") from None

@@ -15,7 +15,13 @@ import msgspec
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from ciba_gateway.connector import HttpSettings, build_client, call_with_retries
+from ciba_gateway.connector import (
+    MAX_UPSTREAM_JSON_BYTES,
+    HttpSettings,
+    build_client,
+    call_with_retries,
+    decode_json,
+)
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.config import Config
 from ciba_gateway_ciba.wire import (
@@ -90,7 +96,9 @@ class Provider:
         metadata = await self.metadata()
         answer = await self._get(metadata.jwks_uri)
         try:
-            keys = KeySet.import_key_set(msgspec.json.decode(answer.body))
+            keys = KeySet.import_key_set(
+                decode_json(answer.body, max_bytes=MAX_UPSTREAM_JSON_BYTES)
+            )
         except (msgspec.DecodeError, JoseError, ValueError, TypeError, KeyError) as exc:
             raise UpstreamProtocolError(f"unusable JWKS: {type(exc).__name__}") from None
         self._keys = (now, keys)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, decode_json
+
 __all__ = [
     "MAX_BODY",
     "Answer",
@@ -99,7 +101,7 @@ async def exchange(client: httpx.AsyncClient, method: str, url: str, **kwargs: A
 def decode(body: bytes, type_: type[T]) -> T:
     """Decode a JSON answer into ``type_`` or raise ``UpstreamProtocolError``."""
     try:
-        return msgspec.json.decode(body, type=type_)
+        return decode_json(body, type=type_, max_bytes=MAX_UPSTREAM_JSON_BYTES)
     except msgspec.DecodeError as exc:
         raise UpstreamProtocolError(f"unexpected answer: {exc}") from None
 
@@ -107,6 +109,6 @@ def decode(body: bytes, type_: type[T]) -> T:
 def error_of(answer: Answer) -> ErrorAnswer:
     """The OAuth error of a non-2xx answer (``unknown`` when the body is not one)."""
     try:
-        return msgspec.json.decode(answer.body, type=ErrorAnswer)
+        return decode_json(answer.body, type=ErrorAnswer, max_bytes=MAX_UPSTREAM_JSON_BYTES)
     except msgspec.DecodeError:
         return ErrorAnswer(error="unknown", error_description=f"HTTP {answer.status}")
