@@ -1,7 +1,8 @@
 # ciba-gateway: slim, non-root, runtime dependencies only; config and keys are mounts.
 #   docker build -t ciba-gateway .
-#   docker run -p 8080:8080 -v $PWD/deploy/config:/config:ro -v ciba-data:/var/lib/ciba-gateway \
-#     -e ACME_CALLCENTER_SECRET=... ciba-gateway
+#   docker run -p 8080:8080 -v /etc/ciba-gateway:/config:ro -v ciba-data:/var/lib/ciba-gateway \
+#     -e ACME_CALLCENTER_SECRET=... -e ACME_SUBJECT_SALT=... ciba-gateway
+# (/etc/ciba-gateway holds gateway.yaml - config/gateway.example.yaml is a start - and its keys.)
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src

@@ -47,9 +47,20 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = sub.add_parser("keys", help="signing key tools")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    gen = keys_sub.add_parser("generate", help="print a new private JWK")
-    gen.add_argument("--alg", default="ES256", choices=["ES256", "RS256", "PS256", "EdDSA"])
-    gen.add_argument("--kid", required=True)
+    gen = keys_sub.add_parser("generate", help="make a new private JWK (a signing key)")
+    gen.add_argument(
+        "--alg",
+        default="ES256",
+        choices=["ES256", "RS256", "PS256", "EdDSA"],
+        help="signing algorithm (default ES256)",
+    )
+    gen.add_argument("--kid", required=True, help="key id, as the config's keys[].kid names it")
+    gen.add_argument(
+        "--out",
+        type=Path,
+        help="write it to this file (mode 0600, directories created, never overwritten) "
+        "instead of printing it",
+    )
 
     reload = sub.add_parser("reload", help="ask a running gateway to reload its config (SIGHUP)")
     reload.add_argument("pid", type=int, help="process id of `ciba-gateway serve`")
@@ -75,10 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(json_schema(), indent=2))
         return 0
     if args.command == "keys":
-        from ciba_gateway.tokens import generate_private_jwk
-
-        print(json.dumps(generate_private_jwk(args.alg, args.kid), indent=2))
-        return 0
+        return _keys_generate(args)
     if args.command == "serve":
         return _serve(args)
     if args.command == "demo":
@@ -93,6 +101,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         return 0
     return 2
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from ciba_gateway.tokens import generate_private_jwk, write_private_jwk
+
+    if args.out is None:
+        print(json.dumps(generate_private_jwk(args.alg, args.kid), indent=2))
+        return 0
+    try:
+        write_private_jwk(args.out, args.alg, args.kid)
+    except FileExistsError:
+        print(f"{args.out} exists; a key file is never overwritten", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({args.alg}, kid {args.kid}, mode 0600)", file=sys.stderr)
+    return 0
 
 
 def _load(path: str | Path, env: Mapping[str, str] | None = None):

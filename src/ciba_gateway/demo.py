@@ -71,10 +71,12 @@ def banner(config: GatewayConfig, port: int, state_dir: Path) -> str:
         f"   curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {issuer}/userinfo",
         "",
         "Other schemes, same two calls:",
-        "  Freja eID:  -d 'acr_values=urn:grn:authn:se:frejaid:plus' (persona 199001011239",
-        "              approves by itself; 191212121212 waits on the Freja phone page)",
-        "  SMS link:   -d 'scope=openid phone' -d 'login_hint=tel:+46701234567'; the text and",
-        "              its one-time link are printed below; open the link to approve",
+        "  Freja eID:  -d 'acr_values=urn:grn:authn:se:frejaid:plus': persona 199001011239",
+        "              approves by itself; -d 'acr_values=urn:grn:authn:se:frejaid' with",
+        "              191212121212 (level EXTENDED) waits on the Freja phone page",
+        "  SMS link:   -d 'scope=openid phone' --data-urlencode 'login_hint=tel:+46701234567'",
+        "              (so the + arrives); the text and its one-time link are printed",
+        "              below; open the link to approve",
         "",
     ]
     return "\n".join(lines)

@@ -35,6 +35,7 @@ Access tokens
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import json
@@ -82,6 +83,7 @@ __all__ = [
     "token_hash",
     "token_key",
     "unseal",
+    "write_private_jwk",
 ]
 
 SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -336,26 +338,45 @@ def _create_key_file(cfg: KeyConfig, path: Path) -> str:
     """Write a new key to ``path`` unless another process won the race; return the file's text."""
     text = json.dumps(generate_private_jwk(cfg.alg, cfg.kid), indent=2) + "\n"
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            # link() fails when the target exists, unlike rename(): a second worker
-            # generating at the same moment keeps the first worker's key.
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return path.read_text(encoding="utf-8")
-            except OSError:
-                os.replace(tmp, path)  # filesystems without hard links
-        finally:
-            tmp.unlink(missing_ok=True)
+        return _write_new_file(path, text)
     except OSError as exc:
         raise _KeyProblem(f"key {cfg.kid!r}: cannot create {path}: {exc.strerror}") from None
+
+
+def write_private_jwk(path: Path, alg: str, kid: str) -> None:
+    """Write a new private JWK to ``path`` (mode 0600; missing directories are made 0700).
+
+    Raises:
+        FileExistsError: ``path`` exists; a key file is never overwritten.
+        OSError: the file cannot be written.
+    """
+    text = json.dumps(generate_private_jwk(alg, kid), indent=2) + "\n"
+    if _write_new_file(path, text) != text:
+        raise FileExistsError(errno.EEXIST, "the file exists", str(path))
+
+
+def _write_new_file(path: Path, text: str) -> str:
+    """Create ``path`` (0600) with ``text``; the existing file's text if it is already there."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # link() fails when the target exists, unlike rename(): a second worker
+        # generating at the same moment keeps the first worker's key.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return path.read_text(encoding="utf-8")
+        except OSError:
+            if path.exists():
+                return path.read_text(encoding="utf-8")
+            os.replace(tmp, path)  # filesystems without hard links
+    finally:
+        tmp.unlink(missing_ok=True)
     return text
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.processes import Process, free_port
+from tests.example_config import EXAMPLE_SECRETS
 
 pytestmark = pytest.mark.process
 
@@ -62,6 +64,7 @@ def test_install_step_in_a_fresh_venv(venv: Path) -> None:
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **EXAMPLE_SECRETS},
     )
     assert out.returncode == 0, out.stderr
     freeze = subprocess.run([str(pip), "freeze"], capture_output=True, text=True, check=True).stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,19 @@ tenants:
     token = keys.sign({"iss": "https://idp.example/ops", "sub": "x"})
     decoded = jwt.decode(token, KeySet.import_key_set(keys.jwks()), algorithms=[alg])
     assert decoded.header["kid"] == "ops-2030-1"
+
+
+def test_keys_generate_out_makes_the_directory_and_a_0600_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out keys/x.jwk`` works without keys/, writes mode 0600 and never overwrites."""
+    out = tmp_path / "keys" / "ops-2031-1.jwk"
+    assert main(["keys", "generate", "--kid", "ops-2031-1", "--out", str(out)]) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700
+    first = out.read_text()
+    assert json.loads(first)["kid"] == "ops-2031-1"
+    assert capsys.readouterr().out == ""
+    assert main(["keys", "generate", "--kid", "ops-2031-1", "--out", str(out)]) == 1
+    assert "never overwritten" in capsys.readouterr().err
+    assert out.read_text() == first

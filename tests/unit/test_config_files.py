@@ -9,14 +9,17 @@ import pytest
 
 from ciba_gateway import demo
 from ciba_gateway.cli_check import check_config_command
+from tests.example_config import EXAMPLE, EXAMPLE_SECRETS
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SHIPPED = [*sorted(CONFIG_DIR.glob("*.yaml")), demo.config_path()]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_config_is_valid(path: Path) -> None:
-    """check-config accepts the file and reports its tenants."""
+def test_shipped_config_is_valid(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check-config accepts the file (given the example's secrets) and reports its tenants."""
+    for name, value in EXAMPLE_SECRETS.items():
+        monkeypatch.setenv(name, value)
     out, err = io.StringIO(), io.StringIO()
     assert check_config_command(str(path), out=out, err=err) == 0, err.getvalue()
     assert out.getvalue().startswith("OK:")
@@ -26,6 +29,16 @@ def test_there_are_config_files_to_check() -> None:
     """The annotated example is in config/, the demo configuration in the package."""
     assert (CONFIG_DIR / "gateway.example.yaml").is_file()
     assert demo.config_path().is_file()
+
+
+def test_the_example_has_no_default_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without its secrets in the environment the example is refused, naming each variable."""
+    for name in EXAMPLE_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+    out, err = io.StringIO(), io.StringIO()
+    assert check_config_command(str(EXAMPLE), out=out, err=err) == 1
+    for name in EXAMPLE_SECRETS:
+        assert f"environment variable {name} is not set" in err.getvalue()
 
 
 def test_check_config_reports_every_problem_with_its_path(tmp_path: Path) -> None:
