@@ -1,0 +1,133 @@
+"""Fixtures: panva's oidc-provider as the upstream, and ciba connectors wired to it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from ciba_gateway_ciba.connector import CibaConnector, Config
+from gateways import free_port
+from op_support import TestOp, ciba_client, public
+
+from ciba_gateway.connector import ConnectorDeps, LoginHint, Outcome, StartRequest
+from ciba_gateway.flow.adapters import NamespacedState
+from ciba_gateway.store.memory import MemoryStore
+from ciba_gateway.tokens import generate_private_jwk
+
+SECRET = "gateway-at-op-secret-0123456789abcdef"
+
+
+class Resolutions:
+    """The ``resolve`` of ConnectorDeps: records what a callback settled."""
+
+    def __init__(self) -> None:
+        self.settled: list[tuple[str, Outcome]] = []
+
+    async def __call__(self, ref: str, outcome: Outcome) -> bool:
+        self.settled.append((ref, outcome))
+        return True
+
+
+async def no_lookup(ref: str) -> StartRequest | None:
+    return None
+
+
+@pytest.fixture
+def client_key() -> dict[str, Any]:
+    return generate_private_jwk("ES256", "gw-key-1")
+
+
+@pytest.fixture
+def op(tmp_path: Path, client_key: dict[str, Any]) -> Iterator[TestOp]:
+    clients = [
+        ciba_client("gw-basic", client_secret=SECRET),
+        ciba_client(
+            "gw-post", client_secret=SECRET, token_endpoint_auth_method="client_secret_post"
+        ),
+        ciba_client(
+            "gw-jwt",
+            token_endpoint_auth_method="private_key_jwt",
+            jwks={"keys": [public(client_key)]},
+        ),
+    ]
+    provider = TestOp(tmp_path, free_port(), clients)
+    provider.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def resolutions() -> Resolutions:
+    return Resolutions()
+
+
+@pytest.fixture
+def deps(resolutions: Resolutions) -> ConnectorDeps:
+    return ConnectorDeps(
+        tenant_id="t1",
+        instance_name="upstream",
+        base_url="http://gw.test/t1/upstream",
+        state=NamespacedState(MemoryStore(), "c:t1:upstream"),
+        resolve=resolutions,
+        lookup=no_lookup,
+    )
+
+
+ConnectorFactory = Callable[..., CibaConnector]
+
+
+@pytest.fixture
+async def make_connector(
+    op: TestOp, deps: ConnectorDeps, tmp_path: Path, client_key: dict[str, Any]
+) -> AsyncIterator[ConnectorFactory]:
+    made: list[CibaConnector] = []
+    key_file = tmp_path / "gw-key.jwk"
+    key_file.write_text(json.dumps(client_key))
+    auths = {
+        "gw-basic": {"method": "client_secret_basic", "secret": SECRET},
+        "gw-post": {"method": "client_secret_post", "secret": SECRET},
+        "gw-jwt": {"method": "private_key_jwt", "key_file": str(key_file)},
+    }
+
+    def factory(
+        client_id: str = "gw-basic",
+        transport: httpx.AsyncBaseTransport | None = None,
+        **config: Any,
+    ) -> CibaConnector:
+        settings = {
+            "issuer": op.issuer,
+            "client_id": client_id,
+            "auth": auths[client_id],
+            "scope": ["openid", "profile", "nnin"],
+            "interval": 0.5,
+            "identity": {"scheme": "no-nnin", "national_id": "nnin", "default_country": "NO"},
+            **config,
+        }
+        connector = CibaConnector(msgspec.convert(settings, Config), deps, transport=transport)
+        made.append(connector)
+        return connector
+
+    yield factory
+    for connector in made:
+        await connector.aclose()
+
+
+def start_request(value: str, kind: str = "ssn", **fields: Any) -> StartRequest:
+    """A StartRequest for a hint (by default a Norwegian ``ssn`` one)."""
+    country = "NO" if kind == "ssn" else None
+    return StartRequest(
+        ref=fields.pop("ref", "ref-1"),
+        tenant_id="t1",
+        client_id="callcenter",
+        client_name="Call Centre",
+        login_hint=LoginHint(kind=kind, value=value, country=country),
+        scope=("openid", "profile", "ssn"),
+        expires_at=fields.pop("expires_at", time.time() + 120),
+        **fields,
+    )
