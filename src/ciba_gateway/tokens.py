@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCOPE_CLAIMS",
+    "AccessRecord",
     "AllowListRegistry",
     "SealError",
     "SigningKey",
@@ -478,6 +479,20 @@ def token_key(token: str) -> str:
 def _sealing_key(token: str) -> AESGCM:
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO)
     return AESGCM(hkdf.derive(token.encode("utf-8", "surrogatepass")))
+
+
+class AccessRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What the store keeps, sealed, for one opaque access token."""
+
+    sub: str
+    client_id: str
+    scope: tuple[str, ...]
+    iat: int
+    exp: int
+    claims: dict[str, Any]
+    """The userinfo claims (``sub`` included)."""
+    x5t: str | None = None
+    """``cnf.x5t#S256`` of the certificate the token is bound to (RFC 8705 3.1)."""
 
 
 def seal(token: str, data: bytes) -> bytes:

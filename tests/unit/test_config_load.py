@@ -193,7 +193,7 @@ tenants:
             (
                 "tenants[0].clients[0].auth.method",
                 "expected one of client_secret_basic, client_secret_post, client_secret_jwt,"
-                " private_key_jwt, got 'basic'",
+                " private_key_jwt, tls_client_auth, self_signed_tls_client_auth, got 'basic'",
             ),
             (
                 "tenants[1].id",

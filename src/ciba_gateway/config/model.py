@@ -8,6 +8,7 @@ raw here (``ConnectorInstance.settings``) and decoded into the connector's own
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -17,6 +18,7 @@ from msgspec import Meta
 
 __all__ = [
     "SIGNING_ALGS",
+    "TLS_AUTH_METHODS",
     "ClientAuth",
     "ClientConfig",
     "ConnectorInstance",
@@ -25,6 +27,7 @@ __all__ = [
     "KeyConfig",
     "Lifetimes",
     "LoggingConfig",
+    "MtlsConfig",
     "NotificationsConfig",
     "RouteConfig",
     "ServerConfig",
@@ -52,6 +55,18 @@ class ServerConfig(Base, kw_only=True):
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8080
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``10.0.0.0/8``) of TLS-terminating proxies whose RFC 9440
+    ``Client-Cert`` header is believed; the header from any other peer is refused."""
+
+    def __post_init__(self) -> None:
+        for entry in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network"
+                ) from None
 
 
 class StoreTLSConfig(Base, kw_only=True):
@@ -149,19 +164,59 @@ class Lifetimes(Base, kw_only=True):
             raise ValueError("auth_request must not exceed auth_request_max")
 
 
+TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
+"""RFC 8705 section 2: mutual-TLS client authentication."""
+
+_TLS_SUBJECT_FIELDS = (
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
+)
+
+
 class ClientAuth(Base, kw_only=True):
-    """How a client authenticates at bc-authorize and the token endpoint."""
+    """How a client authenticates at bc-authorize and the token endpoint.
+
+    ``tls_client_auth`` (RFC 8705 2.1): a certificate chaining to the tenant's
+    ``mtls.ca_file`` whose subject matches exactly one of the ``tls_client_auth_*``
+    fields (names of RFC 8705 2.1.2). ``self_signed_tls_client_auth`` (2.2): a
+    certificate whose public key is in the client's ``jwks`` / ``jwks_uri``.
+    """
 
     method: Literal[
-        "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"
+        "client_secret_basic",
+        "client_secret_post",
+        "client_secret_jwt",
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
     ]
     secret: str | None = None
     jwks: dict[str, Any] | None = None
     jwks_uri: str | None = None
     signing_alg: str | None = None
     """For the *_jwt methods: the one alg the client must use (default: any allowed)."""
+    tls_client_auth_subject_dn: str | None = None
+    """RFC 4514 string, e.g. ``CN=Acme RP,O=Acme``; compared as a distinguished name."""
+    tls_client_auth_san_dns: str | None = None
+    tls_client_auth_san_uri: str | None = None
+    tls_client_auth_san_ip: str | None = None
+    tls_client_auth_san_email: str | None = None
 
     def __post_init__(self) -> None:
+        subjects = [f for f in _TLS_SUBJECT_FIELDS if getattr(self, f) is not None]
+        if self.method == "tls_client_auth" and len(subjects) != 1:
+            raise ValueError(
+                "tls_client_auth needs exactly one of " + ", ".join(_TLS_SUBJECT_FIELDS)
+            )
+        if self.method != "tls_client_auth" and subjects:
+            raise ValueError(f"{subjects[0]} is only for tls_client_auth")
+        if self.method == "self_signed_tls_client_auth" and (self.jwks is None) == (
+            self.jwks_uri is None
+        ):
+            raise ValueError("self_signed_tls_client_auth needs exactly one of jwks or jwks_uri")
         if self.method.startswith("client_secret"):
             if not self.secret:
                 raise ValueError(f"{self.method} needs a secret")
@@ -192,8 +247,13 @@ class ClientConfig(Base, kw_only=True):
     request_signing_alg: SigningAlg | None = None
     """When set, bc-authorize must come as a signed request object with this alg."""
     default_acr_values: tuple[str, ...] = ()
+    tls_client_certificate_bound_access_tokens: bool = False
+    """RFC 8705 section 3: bind access tokens to the client's TLS certificate."""
 
     def __post_init__(self) -> None:
+        if self.tls_client_certificate_bound_access_tokens and self.delivery_mode == "push":
+            # Pushed tokens are minted by the driver, with no TLS connection to bind to.
+            raise ValueError("push mode cannot deliver certificate-bound access tokens")
         if "openid" not in self.scopes:
             raise ValueError("scopes must include openid")
         if self.delivery_mode != "poll" and not self.notification_endpoint:
@@ -274,6 +334,30 @@ def _check_notification_endpoint(client: ClientConfig, allow_http_loopback: bool
     )
 
 
+class MtlsConfig(Base, kw_only=True):
+    """A tenant's mutual-TLS settings (RFC 8705); present when the tenant uses mTLS."""
+
+    ca_file: str | None = None
+    """PEM trust anchors for ``tls_client_auth`` certificates."""
+    endpoint_base: str | None = None
+    """The tenant's base URL on a host that asks for client certificates; advertised
+    as ``mtls_endpoint_aliases`` (RFC 8705 section 5) when set."""
+
+    def __post_init__(self) -> None:
+        if self.endpoint_base is not None:
+            parts = urlsplit(self.endpoint_base)
+            if parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError("mtls.endpoint_base must be an absolute https URL")
+
+
+def _check_mtls_client(client: ClientConfig, mtls: MtlsConfig | None) -> None:
+    uses_tls = client.auth.method in TLS_AUTH_METHODS
+    if (uses_tls or client.tls_client_certificate_bound_access_tokens) and mtls is None:
+        raise ValueError(f"client {client.client_id}: mutual TLS needs the tenant's mtls settings")
+    if client.auth.method == "tls_client_auth" and mtls is not None and mtls.ca_file is None:
+        raise ValueError(f"client {client.client_id}: tls_client_auth needs mtls.ca_file")
+
+
 class TenantConfig(Base, kw_only=True):
     """One tenant: its issuer, keys, clients, connectors and routes."""
 
@@ -289,6 +373,7 @@ class TenantConfig(Base, kw_only=True):
     signing_algs: tuple[SigningAlg, ...] = SIGNING_ALGS
     """Algs accepted for request objects, private_key_jwt and login_hint_token."""
     allow_http_loopback_notifications: bool = False
+    mtls: MtlsConfig | None = None
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.issuer)
@@ -308,6 +393,7 @@ class TenantConfig(Base, kw_only=True):
             raise ValueError("client_ids must be unique within a tenant")
         for client in self.clients:
             _check_notification_endpoint(client, self.allow_http_loopback_notifications)
+            _check_mtls_client(client, self.mtls)
         for i, route in enumerate(self.routes):
             if route.connector not in self.connectors:
                 raise ValueError(f"routes[{i}].connector {route.connector!r} is not in connectors")

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-__all__ = ["TestPki", "issue_test_pki", "serve_mutual_tls"]
+__all__ = ["TestPki", "issue_self_signed_certificate", "issue_test_pki", "serve_mutual_tls"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,13 @@ def issue_test_pki(directory: Path, *, name: str = "Test") -> TestPki:
         server=_bundle(directory / "server.pem", *server),
         client=_bundle(directory / "client.pem", *client),
     )
+
+
+def issue_self_signed_certificate(directory: Path, *, name: str = "Self-signed RP") -> str:
+    """A self-signed client certificate + key bundle (``self_signed_tls_client_auth``)."""
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+    key, cert = _issue(name, start)
+    return _bundle(directory / "self-signed.pem", key, cert)
 
 
 @contextmanager

@@ -47,6 +47,7 @@ from ciba_gateway.errors import (
     UnknownUserIdError,
 )
 from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_client
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.hints import parse_login_hint
@@ -76,6 +77,7 @@ class BackchannelRequest:
     params: dict[str, Any]
     authorization: str | None
     end_user_ip: str = "127.0.0.1"
+    certificate: ClientCertificate | None = None
     client: ClientConfig | None = None
     scope: tuple[str, ...] = ()
     hint: LoginHint | None = None
@@ -116,6 +118,8 @@ async def authenticate(req: BackchannelRequest) -> None:
         jwks=gw.jwks_cache,
         remember=gw.store.remember,
         now=gw.clock(),
+        certificate=req.certificate,
+        trust_anchors=req.tenant.client_ca,
     )
 
 
@@ -420,6 +424,7 @@ async def authorize(
     *,
     authorization: str | None,
     end_user_ip: str = "127.0.0.1",
+    certificate: ClientCertificate | None = None,
 ) -> tuple[dict[str, Any], ClientConfig]:
     """Handle one bc-authorize request; returns the JSON body and the authenticated client."""
     req = BackchannelRequest(
@@ -428,6 +433,7 @@ async def authorize(
         params=dict(params),
         authorization=authorization,
         end_user_ip=end_user_ip,
+        certificate=certificate,
     )
     for step in STEPS:
         await step(req)

@@ -8,7 +8,10 @@ and the request must use that method and no other:
 - ``client_secret_post``: ``client_id`` and ``client_secret`` in the form;
 - ``client_secret_jwt`` / ``private_key_jwt``: ``client_assertion_type`` (the
   RFC 7523 jwt-bearer URN) and ``client_assertion``; ``client_id`` is optional
-  and must then match the assertion's ``sub``.
+  and must then match the assertion's ``sub``;
+- ``tls_client_auth`` / ``self_signed_tls_client_auth`` (RFC 8705 section 2):
+  ``client_id`` in the form and no other credentials; the TLS client
+  certificate (``protocol.certificates``) proves the client.
 
 Decisions:
 
@@ -46,11 +49,22 @@ from urllib.parse import unquote_plus
 
 import structlog
 
+from ciba_gateway.config.model import TLS_AUTH_METHODS
 from ciba_gateway.errors import InvalidClientError, InvalidRequestError
-from ciba_gateway.protocol.jose import HMAC_ALGS, Remember, peek_jwt, verify_client_assertion
+from ciba_gateway.protocol.certificates import key_in_key_set, matches_subject, verify_chain
+from ciba_gateway.protocol.jose import (
+    HMAC_ALGS,
+    JwksError,
+    Remember,
+    peek_jwt,
+    verify_client_assertion,
+)
 
 if TYPE_CHECKING:
+    from cryptography.x509.verification import Store
+
     from ciba_gateway.config.model import ClientConfig, TenantConfig
+    from ciba_gateway.protocol.certificates import ClientCertificate
     from ciba_gateway.protocol.jose import JwksCache
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client"]
@@ -70,6 +84,8 @@ async def authenticate_client(
     jwks: JwksCache,
     remember: Remember,
     now: float,
+    certificate: ClientCertificate | None = None,
+    trust_anchors: Store | None = None,
 ) -> ClientConfig:
     """The client this request authenticates as.
 
@@ -78,6 +94,8 @@ async def authenticate_client(
         form: the request's form parameters (duplicates already refused).
         audiences: accepted ``aud`` values of client assertions.
         remember: the jti replay cache (``Store.remember``).
+        certificate: the request's TLS client certificate, if any.
+        trust_anchors: the tenant's CAs for ``tls_client_auth``.
 
     Raises:
         InvalidClientError: authentication failed (401).
@@ -92,6 +110,8 @@ async def authenticate_client(
             jwks=jwks,
             remember=remember,
             now=now,
+            certificate=certificate,
+            trust_anchors=trust_anchors,
         )
     except InvalidClientError as exc:
         exc.headers = _challenge(tenant)
@@ -107,6 +127,8 @@ async def _authenticate(
     jwks: JwksCache,
     remember: Remember,
     now: float,
+    certificate: ClientCertificate | None,
+    trust_anchors: Store | None,
 ) -> ClientConfig:
     basic = None
     if authorization:
@@ -123,7 +145,42 @@ async def _authenticate(
         return _post(tenant, form)
     if uses_jwt:
         return await _jwt(tenant, form, audiences=audiences, jwks=jwks, remember=remember, now=now)
+    client_id = form.get("client_id")
+    client = tenant.client(client_id) if client_id else None
+    if client is not None and client.auth.method in TLS_AUTH_METHODS:
+        await _mtls(client, certificate, trust_anchors, jwks)
+        return client
     raise InvalidClientError("client authentication is required")
+
+
+async def _mtls(
+    client: ClientConfig,
+    certificate: ClientCertificate | None,
+    trust_anchors: Store | None,
+    jwks: JwksCache,
+) -> None:
+    """RFC 8705 2.1 (CA-issued, subject matched) or 2.2 (self-signed, key in the JWKS)."""
+    client_id = client.client_id
+    if certificate is None:
+        raise _failed(client_id, "no TLS client certificate")
+    try:
+        cert = certificate.certificate
+        if client.auth.method == "tls_client_auth":
+            if trust_anchors is None:
+                raise _failed(client_id, "the tenant has no CA for tls_client_auth")
+            verify_chain(certificate, trust_anchors)
+            if not matches_subject(client.auth, cert):
+                raise _failed(client_id, "the certificate's subject is not the registered one")
+            return
+        keys = await jwks.keys_for(client)
+    except JwksError:
+        raise _failed(client_id, "the client's keys cannot be loaded") from None
+    except InvalidClientError as exc:
+        if exc.description == FAILED:
+            raise
+        raise _failed(client_id, exc.description) from None
+    if not key_in_key_set(cert, keys):
+        raise _failed(client_id, "the certificate's key is not in the client's JWKS")
 
 
 def _challenge(tenant: TenantConfig) -> dict[str, str]:

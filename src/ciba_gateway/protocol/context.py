@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ciba_gateway.config.model import GatewayConfig, TenantConfig
 from ciba_gateway.connector import Connector
 from ciba_gateway.flow.engine import FlowEngine
+from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchors
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.store.base import Store
 from ciba_gateway.tokens import TenantKeys
+
+if TYPE_CHECKING:
+    from cryptography.x509.verification import Store as TrustStore
 
 __all__ = ["Gateway", "TenantContext"]
 
@@ -31,8 +36,15 @@ class TenantContext:
     backchannel_endpoint: str = field(init=False)
     userinfo_endpoint: str = field(init=False)
     jwks_uri: str = field(init=False)
+    client_ca: TrustStore | None = field(init=False)
+    """Trust anchors for ``tls_client_auth`` (``mtls.ca_file``), loaded once."""
 
     def __post_init__(self) -> None:
+        mtls = self.config.mtls
+        ca_file = mtls.ca_file if mtls is not None else None
+        object.__setattr__(
+            self, "client_ca", load_trust_anchors(ca_file) if ca_file is not None else None
+        )
         issuer = self.config.issuer.rstrip("/")
         object.__setattr__(self, "issuer", issuer)
         object.__setattr__(self, "token_endpoint", f"{issuer}/token")
@@ -60,6 +72,11 @@ class Gateway:
     engine: FlowEngine
     jwks_cache: JwksCache
     clock: Callable[[], float]
+    trusted_proxies: TrustedProxies = field(init=False)
+
+    def __post_init__(self) -> None:
+        proxies = TrustedProxies(self.config.server.trusted_proxies)
+        object.__setattr__(self, "trusted_proxies", proxies)
 
     @property
     def store(self) -> Store:

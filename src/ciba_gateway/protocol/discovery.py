@@ -41,7 +41,7 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
     user_codes = any(_verifies_user_codes(c) for c in connectors)
     signing = list(config.signing_algs)
     key_algs = sorted({k.alg for k in config.keys if k.state == "current"})
-    return {
+    document = {
         "issuer": tenant.issuer,
         "jwks_uri": tenant.jwks_uri,
         "token_endpoint": tenant.token_endpoint,
@@ -66,6 +66,36 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
         "claims_parameter_supported": False,
         "request_parameter_supported": True,
     }
+    if config.mtls is not None:
+        document.update(_mtls_metadata(tenant))
+    return document
+
+
+def _mtls_metadata(tenant: TenantContext) -> dict[str, Any]:
+    """RFC 8705 sections 2.1, 3 and 5: mTLS auth methods, bound tokens, endpoint aliases."""
+    mtls = tenant.config.mtls
+    assert mtls is not None
+    methods = ["self_signed_tls_client_auth"]
+    if mtls.ca_file is not None:
+        methods.insert(0, "tls_client_auth")
+    extra: dict[str, Any] = {
+        "token_endpoint_auth_methods_supported": [*_AUTH_METHODS, *methods],
+        "tls_client_certificate_bound_access_tokens": True,
+    }
+    if mtls.endpoint_base is not None:
+        base = mtls.endpoint_base.rstrip("/")
+        extra["mtls_endpoint_aliases"] = {
+            name: f"{base}/{path}" for name, path in MTLS_ENDPOINTS.items()
+        }
+    return extra
+
+
+MTLS_ENDPOINTS = {
+    "token_endpoint": "token",
+    "backchannel_authentication_endpoint": "bc-authorize",
+    "userinfo_endpoint": "userinfo",
+}
+"""The endpoints reachable on the mTLS host (``mtls_endpoint_aliases``)."""
 
 
 def _verifies_user_codes(connector: object) -> bool:

@@ -16,6 +16,7 @@ is no token-endpoint code for it and ``access_denied`` would blame the user).
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,10 +36,12 @@ from ciba_gateway.errors import (
     UnsupportedGrantTypeError,
 )
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_client
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.subject_hints import remember_subject_hint
 from ciba_gateway.tokens import (
+    AccessRecord,
     claims_for_scopes,
     mint_id_token,
     new_opaque_token,
@@ -49,7 +52,7 @@ from ciba_gateway.tokens import (
     unseal,
 )
 
-__all__ = ["CIBA_GRANT", "exchange", "issue_tokens", "userinfo"]
+__all__ = ["CIBA_GRANT", "access_record", "exchange", "holds_binding", "issue_tokens", "userinfo"]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 SLOW_DOWN_STEP = 5
@@ -58,7 +61,7 @@ _POLL_NS = "poll"
 _AT_NS = "at"
 _poll_state = msgspec.msgpack.Decoder(tuple[float, int])
 _encode = msgspec.msgpack.encode
-_claims_decoder = msgspec.json.Decoder(dict[str, Any])
+_record_decoder = msgspec.json.Decoder(AccessRecord)
 
 
 async def exchange(
@@ -67,6 +70,7 @@ async def exchange(
     params: Mapping[str, str],
     *,
     authorization: str | None,
+    certificate: ClientCertificate | None = None,
 ) -> tuple[dict[str, Any], ClientConfig]:
     """Handle a token request; returns the JSON body and the client."""
     client = await authenticate_client(
@@ -77,6 +81,8 @@ async def exchange(
         jwks=gateway.jwks_cache,
         remember=gateway.store.remember,
         now=gateway.clock(),
+        certificate=certificate,
+        trust_anchors=tenant.client_ca,
     )
     grant_type = params.get("grant_type")
     if grant_type is None:
@@ -91,11 +97,17 @@ async def exchange(
     request = await gateway.engine.get(auth_req_id)
     if request is None or request.tenant_id != tenant.id or request.client_id != client.client_id:
         raise InvalidGrantError("auth_req_id is unknown or belongs to another client")
-    return await _redeem(gateway, tenant, client, request), client
+    if client.tls_client_certificate_bound_access_tokens and certificate is None:
+        raise InvalidRequestError("certificate-bound tokens need a TLS client certificate")
+    return await _redeem(gateway, tenant, client, request, certificate), client
 
 
 async def _redeem(
-    gateway: Gateway, tenant: TenantContext, client: ClientConfig, request: AuthRequest
+    gateway: Gateway,
+    tenant: TenantContext,
+    client: ClientConfig,
+    request: AuthRequest,
+    certificate: ClientCertificate | None,
 ) -> dict[str, Any]:
     now = gateway.clock()
     status = request.status
@@ -109,7 +121,7 @@ async def _redeem(
     if status is Status.APPROVED:
         if not await gateway.engine.issue(request):
             raise InvalidGrantError("auth_req_id was already redeemed")
-        return await issue_tokens(gateway, tenant, client, request)
+        return await issue_tokens(gateway, tenant, client, request, certificate=certificate)
     if status is Status.ISSUED:
         raise InvalidGrantError("auth_req_id was already redeemed")
     if status is Status.DENIED:
@@ -153,10 +165,13 @@ async def issue_tokens(
     request: AuthRequest,
     *,
     push: bool = False,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
     """Mint the token response for an approved request (already moved to issued).
 
-    ``push`` adds the claims CIBA Core 10.3.1 requires in a pushed ID token.
+    ``push`` adds the claims CIBA Core 10.3.1 requires in a pushed ID token; for a
+    client with ``tls_client_certificate_bound_access_tokens`` the access token is
+    bound to ``certificate`` (RFC 8705 3).
     """
     identity = request.identity
     assert identity is not None
@@ -164,12 +179,22 @@ async def issue_tokens(
     now = int(gateway.clock())
     sub = subject_for(config.subject, identity)
     access_token = new_opaque_token()
-    claims = {"sub": sub, **claims_for_scopes(identity, request.scope)}
+    lifetime = config.lifetimes.access_token
+    bound = client.tls_client_certificate_bound_access_tokens and certificate is not None
+    record = AccessRecord(
+        sub=sub,
+        client_id=client.client_id,
+        scope=request.scope,
+        iat=now,
+        exp=now + lifetime,
+        claims={"sub": sub, **claims_for_scopes(identity, request.scope)},
+        x5t=certificate.thumbprint if bound and certificate is not None else None,
+    )
     await gateway.store.put_value(
         f"{_AT_NS}:{tenant.id}",
         token_key(access_token),
-        seal(access_token, msgspec.json.encode(claims)),
-        config.lifetimes.access_token,
+        seal(access_token, msgspec.json.encode(record)),
+        lifetime,
     )
     await remember_subject_hint(gateway.store, config, sub, request.login_hint)
     extra: dict[str, Any] = {}
@@ -196,10 +221,34 @@ async def issue_tokens(
     }
 
 
+async def access_record(
+    gateway: Gateway, tenant: TenantContext, access_token: str
+) -> AccessRecord | None:
+    """The live record of an access token of this tenant, or None."""
+    blob = await gateway.store.get_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
+    if blob is None:
+        return None
+    try:
+        record = _record_decoder.decode(unseal(access_token, blob))
+    except Exception:
+        return None
+    return record if record.exp > gateway.clock() else None
+
+
+def holds_binding(record: AccessRecord, certificate: ClientCertificate | None) -> bool:
+    """The presented certificate is the one a bound token names (RFC 8705 3)."""
+    if record.x5t is None:
+        return True
+    return certificate is not None and hmac.compare_digest(certificate.thumbprint, record.x5t)
+
+
 async def userinfo(
-    gateway: Gateway, tenant: TenantContext, access_token: str | None
+    gateway: Gateway,
+    tenant: TenantContext,
+    access_token: str | None,
+    certificate: ClientCertificate | None = None,
 ) -> dict[str, Any]:
-    """The claims of an access token (OIDC Core 5.3).
+    """The claims of an access token (OIDC Core 5.3); a bound token needs its certificate.
 
     A 401 challenges with ``WWW-Authenticate: Bearer realm="<issuer>"`` (RFC 6750
     section 3), adding ``error="invalid_token"`` only when a token was sent (3.1).
@@ -209,14 +258,12 @@ async def userinfo(
         raise InvalidTokenError(
             "a Bearer access token is required", headers={"WWW-Authenticate": realm}
         )
-    invalid = InvalidTokenError(
-        "the access token is invalid or expired",
-        headers={"WWW-Authenticate": f'{realm}, error="invalid_token"'},
-    )
-    blob = await gateway.store.get_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
-    if blob is None:
-        raise invalid
-    try:
-        return _claims_decoder.decode(unseal(access_token, blob))
-    except Exception:
-        raise invalid from None
+    challenge = {"WWW-Authenticate": f'{realm}, error="invalid_token"'}
+    record = await access_record(gateway, tenant, access_token)
+    if record is None:
+        raise InvalidTokenError("the access token is invalid or expired", headers=challenge)
+    if not holds_binding(record, certificate):
+        raise InvalidTokenError(
+            "the access token is bound to another TLS client certificate", headers=challenge
+        )
+    return record.claims

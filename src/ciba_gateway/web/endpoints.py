@@ -15,6 +15,7 @@ from ciba_gateway.config.model import ClientConfig
 from ciba_gateway.errors import InvalidRequestError, OAuthError
 from ciba_gateway.metrics import CONTENT_TYPE
 from ciba_gateway.protocol import backchannel, discovery, token
+from ciba_gateway.protocol.certificates import ClientCertificate, presented_certificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
 from ciba_gateway.web.responses import JsonAnswer, json_response
@@ -112,36 +113,61 @@ async def _form_endpoint(request: AnyRequest, mount: str, handle: FormHandler) -
     ``handle(gateway, tenant, params, authorization=...)`` returns the JSON body
     and the authenticated client (whose id goes to the access log).
     """
-    content_type, authorization = _form_headers(request)
+    content_type, authorization, cert, cert_chain = _form_headers(request)
     try:
         gateway, ctx = _tenant(request, mount)
+        certificate = _certificate(request, gateway, cert, cert_chain)
         params = parse_form(await _body(request), content_type)
-        body, client = await handle(gateway, ctx, params, authorization=authorization)
+        body, client = await handle(
+            gateway, ctx, params, authorization=authorization, certificate=certificate
+        )
     except OAuthError as exc:
         return JsonAnswer.error(exc)
     log_fields(request)["client_id"] = client.client_id
     return JsonAnswer(body)
 
 
-def _form_headers(request: AnyRequest) -> tuple[str | None, str | None]:
-    """Content-Type and Authorization (the first of each), straight from the scope."""
-    content_type = authorization = None
+def _form_headers(request: AnyRequest) -> tuple[str | None, ...]:
+    """Content-Type, Authorization, Client-Cert and Client-Cert-Chain (the first of each)."""
+    content_type = authorization = cert = chain = None
     for name, value in request.scope["headers"]:
         if name == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
         elif name == b"authorization" and authorization is None:
             authorization = value.decode("latin-1")
-    return content_type, authorization
+        elif name == b"client-cert" and cert is None:
+            cert = value.decode("latin-1")
+        elif name == b"client-cert-chain" and chain is None:
+            chain = value.decode("latin-1")
+    return content_type, authorization, cert, chain
+
+
+def _certificate(
+    request: AnyRequest, gateway: Gateway, header: str | None, chain: str | None
+) -> ClientCertificate | None:
+    """The request's TLS client certificate (RFC 9440 header or the ASGI TLS extension)."""
+    scope: Any = request.scope
+    tls = scope.get("extensions", {}).get("tls") if "extensions" in scope else None
+    if header is None and chain is None and not tls:
+        return None
+    peer = scope["client"][0] if scope.get("client") else None
+    return presented_certificate(
+        header=header, chain_header=chain, peer=peer, trusted=gateway.trusted_proxies, tls=tls
+    )
 
 
 @route("/{tenant:str}/userinfo", http_method=["GET", "POST"])
 async def userinfo(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     """UserInfo endpoint: the claims of a Bearer access token."""
     gateway, ctx = _tenant(request, tenant)
-    header = request.headers.get("authorization") or ""
+    headers = request.headers
+    header = headers.get("authorization") or ""
     scheme, _, value = header.partition(" ")
     access_token = value.strip() if scheme.lower() == "bearer" else None
-    claims = await token.userinfo(gateway, ctx, access_token)
+    certificate = _certificate(
+        request, gateway, headers.get("client-cert"), headers.get("client-cert-chain")
+    )
+    claims = await token.userinfo(gateway, ctx, access_token, certificate)
     return json_response(claims)
 
 
