@@ -80,9 +80,9 @@ def test_issue_only_from_approved_and_drops_identity() -> None:
     approved = transitions.settle(
         pending(), Approved(identity=Identity(scheme="s", subject="1")), now=110.0
     )
-    issued = transitions.issue(approved)
+    issued = transitions.redeem(approved)
     assert issued.status is Status.ISSUED
     assert issued.identity is None
     assert issued.version == approved.version + 1
     with pytest.raises(ValueError, match="not approved"):
-        transitions.issue(issued)
+        transitions.redeem(issued)

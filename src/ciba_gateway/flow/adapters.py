@@ -5,7 +5,7 @@ from __future__ import annotations
 from ciba_gateway.connector import ConnectorDeps, Outcome, StartRequest
 from ciba_gateway.flow.engine import FlowEngine, start_request_for
 from ciba_gateway.flow.model import Status
-from ciba_gateway.store.base import Store
+from ciba_gateway.store.base import ValueStore
 
 __all__ = ["NamespacedState", "connector_deps"]
 
@@ -13,7 +13,7 @@ __all__ = ["NamespacedState", "connector_deps"]
 class NamespacedState:
     """The ConnectorState of one connector instance: the store's values under a namespace."""
 
-    def __init__(self, store: Store, namespace: str) -> None:
+    def __init__(self, store: ValueStore, namespace: str) -> None:
         self._store = store
         self._namespace = namespace
 
@@ -59,7 +59,7 @@ def connector_deps(
         tenant_id=tenant_id,
         instance_name=instance_name,
         base_url=base_url,
-        state=NamespacedState(engine.store, f"c:{tenant_id}:{instance_name}"),
+        state=NamespacedState(engine.values, f"c:{tenant_id}:{instance_name}"),
         resolve=resolve,
         lookup=lookup,
         clock=engine.clock,

@@ -1,11 +1,18 @@
 """The background driver: polls connectors of pending requests until an outcome.
 
-Each gateway process runs one driver. It leases due requests from the store
-(so with several workers or replicas each upstream order is polled by exactly
-one of them), polls the connector, and writes the result back through the
-engine, which releases the lease. A dead process's leases simply run out and
+Each gateway process runs one driver. It leases due requests through the
+engine (so with several workers or replicas each upstream order is polled by
+exactly one of them), polls the connector, and writes the result back through
+the engine, which releases the lease. A dead process's leases simply run out and
 another driver takes the work over. Expired requests are settled as expired
-and cancelled upstream.
+and cancelled upstream; due ping/push notifications are delivered.
+
+A lease outlives the work it covers: while a poll or a delivery runs longer
+than half a lease (a hung upstream: ``http.timeout`` x tries), the driver renews
+its lease. A request is worked on by one task at a time: one the driver leases
+again while its task still runs (its lease ran out while the store was
+unreachable) stays with that task. If a lease cannot be renewed before it ends,
+the driver stops the task, since another replica may take the work over then.
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import secrets
 from collections.abc import Callable
 
 import structlog
-from msgspec.structs import replace
 
 from ciba_gateway.connector import (
     Approved,
@@ -68,6 +74,9 @@ class Driver:
         self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._work: dict[str, AuthRequest] = {}
+        """The latest version this driver holds of each request a task works on."""
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
 
     def start(self) -> None:
@@ -86,7 +95,7 @@ class Driver:
             for task in pending:
                 task.cancel()
         with contextlib.suppress(Exception):
-            await self.engine.store.release_leases(self.owner)
+            await self.engine.release_all(self.owner)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -94,6 +103,7 @@ class Driver:
                 # Lease what falls due within half a tick too: polls land on their due
                 # time give or take half a tick, instead of up to a whole tick late.
                 leased = await self.run_once(lookahead=self.tick / 2)
+                await self.renew_leases()
             except StoreError as exc:
                 # The store is down (e.g. Redis restarting): one line per tick, no traceback.
                 log.warning("driver_store_unavailable", error=str(exc))
@@ -108,81 +118,140 @@ class Driver:
     async def run_once(self, lookahead: float = 0.0) -> int:
         """Lease a batch of requests due within ``lookahead`` s, start them; returns how many."""
         now = self.engine.clock() + lookahead
-        due = await self.engine.store.lease_due(now, self.owner, self.lease_seconds, self.batch)
+        due = await self.engine.lease(now, self.owner, self.lease_seconds, self.batch)
         for request in due:
+            key = request.auth_req_id
+            if key in self._work:
+                # Still being worked on (our lease ran out and we got it again): the
+                # running task keeps it under the new lease; never a second task.
+                self._work[key] = request
+                continue
             await self._limit.acquire()
-            task = asyncio.create_task(self._process(request))
+            self._work[key] = request
+            task = asyncio.create_task(self._process(key))
+            self._tasks[key] = task
             self._inflight.add(task)
-            task.add_done_callback(self._done)
+            task.add_done_callback(lambda t, key=key: self._done(t, key))
         return len(due)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], key: str) -> None:
         self._inflight.discard(task)
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+            self._work.pop(key, None)
         self._limit.release()
+
+    async def renew_leases(self) -> int:
+        """Renew the leases of work past half its lease; stop work whose lease is lost.
+
+        Returns how many leases were renewed.
+        """
+        now = self.engine.clock()
+        renewed = 0
+        for key, held in list(self._work.items()):
+            if held.lease_until is None or held.lease_until - now > self.lease_seconds / 2:
+                continue
+            try:
+                new = await self.engine.renew(held, now + self.lease_seconds)
+            except StoreError as exc:
+                new = None if held.lease_until <= now + self.tick else held
+                log.warning("lease_renewal_failed", error=str(exc))
+            if new is None:
+                self._stop(key, "lease_lost")
+            elif new is not held and self._work.get(key) is held:
+                self._work[key] = new
+                renewed += 1
+        return renewed
+
+    def _stop(self, key: str, reason: str) -> None:
+        task = self._tasks.get(key)
+        if task is not None and not task.done():
+            log.warning("driver_work_stopped", reason=reason, auth_req=key[:8])
+            task.cancel()
 
     async def drain(self) -> None:
         """Wait until every in-flight poll finished (tests)."""
         while self._inflight:
             await asyncio.wait(list(self._inflight))
 
-    async def _process(self, request: AuthRequest) -> None:
+    def _held(self, key: str) -> AuthRequest:
+        return self._work[key]
+
+    def _hold(self, written: AuthRequest | None) -> None:
+        if written is not None and written.auth_req_id in self._work:
+            self._work[written.auth_req_id] = written
+
+    async def _process(self, key: str) -> None:
+        request = self._held(key)
+        engine = self.engine
         if request.status is not Status.PENDING:
-            await self._notify(request)
+            await self._notify(key)
             return
         connector = self.connectors(request.tenant_id, request.connector)
         if connector is None:
-            await self.engine.settle(request, Failed(reason="the connector is not configured"))
+            failed = Failed(reason="the connector is not configured")
+            await engine.settle(request, failed, leased=True)
             return
-        if self.engine.clock() >= request.expires_at:
-            if await self.engine.expire(request) is not None and request.session is not None:
+        if engine.clock() >= request.expires_at:
+            expired = await engine.expire(request)
+            self._hold(expired)  # no lease to renew while the upstream order is cancelled
+            if expired is not None and request.session is not None:
                 await self._cancel(connector, request)
             return
         if request.session is None:
-            await self.engine.reschedule(request, request.expires_at - self.engine.clock())
+            await engine.reschedule(request, request.expires_at - engine.clock())
             return
-        started = self.engine.clock()
+        started = engine.clock()
         try:
-            async with self.engine.metrics.upstream(request.connector, "poll"):
+            async with engine.metrics.upstream(request.connector, "poll"):
                 result = await connector.poll(request.session)
         except UpstreamUnavailable as exc:
             log.warning("upstream_unavailable", connector=request.connector, reason=exc.description)
-            await self.engine.reschedule(request, self.retry_delay)
+            await engine.reschedule(self._held(key), self.retry_delay)
             return
         except ConnectorError as exc:
             # The upstream refused for good (UpstreamRejected, ...): retrying cannot help.
-            await self.engine.settle(request, Failed(reason=exc.description))
+            await engine.settle(self._held(key), Failed(reason=exc.description), leased=True)
             return
         except Exception:
             log.exception("connector_poll_failed", connector=request.connector)
-            await self.engine.reschedule(request, self.retry_delay)
+            await engine.reschedule(self._held(key), self.retry_delay)
             return
         if isinstance(result, Pending):
             # poll_after counts from this poll's start, as the upstream sees the interval.
-            delay = max(result.poll_after - (self.engine.clock() - started), 0.0)
-            await self.engine.reschedule(request, delay, result)
+            delay = max(result.poll_after - (engine.clock() - started), 0.0)
+            await engine.reschedule(self._held(key), delay, result)
         elif isinstance(result, Approved | Denied | Expired | Failed):
-            await self.engine.settle(request, result)
+            await engine.settle(self._held(key), result, leased=True)
 
-    async def _notify(self, request: AuthRequest) -> None:
+    async def _notify(self, key: str) -> None:
         """Deliver a due ping/push notification (one attempt per lease)."""
-        store = self.engine.store
-        if self.notifier is None or request.notify_state != "due":
-            await store.transition(_released(request))
+        engine, notifier = self.engine, self.notifier
+        request = self._held(key)
+        if notifier is None or request.notify_state != "due":
+            await engine.release(request)
             return
         try:
             if request.delivery_mode == "push" and request.status is Status.APPROVED:
                 try:
-                    issued = await self.notifier.build_push(request)
+                    payload = await notifier.build_push(request)
                 except Exception as exc:
                     # No tokens can be made (client or tenant removed by a reload):
                     # drop once instead of retrying every lease until retention ends.
                     log.exception("push_build_failed", tenant=request.tenant_id)
-                    await store.transition(self.notifier.drop(request, type(exc).__name__))
+                    dropped = notifier.drop(request, type(exc).__name__)
+                    await engine.record_delivery(self._held(key), dropped)
                     return
-                if not await store.transition(issued):
+                issued = await engine.issue_push(self._held(key), payload)
+                if issued is None:
+                    # Issued meanwhile at the token endpoint: that was the one token
+                    # response; this one is never sent.
+                    dropped = notifier.drop(request, "already_issued")
+                    await engine.record_delivery(self._held(key), dropped)
                     return
-                request = issued
-            await store.transition(await self.notifier.attempt(request, self.engine.clock()))
+                self._hold(issued)
+            delivery = await notifier.attempt(self._held(key), engine.clock())
+            await engine.record_delivery(self._held(key), delivery)
         except Exception:
             log.exception("notification_failed", tenant=request.tenant_id)
 
@@ -192,14 +261,3 @@ class Driver:
                 await connector.cancel(request.session or {})
         except Exception:
             log.warning("connector_cancel_failed", connector=request.connector)
-
-
-def _released(request: AuthRequest) -> AuthRequest:
-    """A leased terminal request with nothing (more) to deliver, lease released."""
-    return replace(
-        request,
-        version=request.version + 1,
-        next_poll_at=None,
-        lease_owner=None,
-        lease_until=None,
-    )

@@ -1,29 +1,109 @@
-"""The flow engine: the I/O around the pure transitions.
+"""The flow engine: the one writer of stored AuthRequests.
 
-It owns every write of an AuthRequest after creation: compare-and-set retries,
-settling outcomes from the driver or a connector callback, expiring, and the
-once-only approved -> issued move of the token endpoint.
+Every change of a stored request is a named transition of ``flow/transitions.py``
+applied here by ``_apply``: compare-and-set on ``version``, and on a conflict
+re-read and decide again. Nothing else writes requests: the protocol layer asks
+the engine (``begin``, ``redeem``, ``pace``), and so do the driver (``lease``,
+``renew``, ``reschedule``, ``settle``, ``expire``, ``release``) and the
+notification steps (``issue_push``, ``record_delivery``). A test
+(``tests/unit/test_one_owner.py``) keeps every store write and version bump here.
+
+A write of the driver names the lease it holds (its owner id, the *fence*); it
+is re-applied after a conflict only while that driver still holds the lease.
+(A driver never runs two tasks for one request, so its own writes and lease
+renewals never fence each other out; a restarted process has a new owner id.)
+Every lost race has an outcome:
+
+==========================================  ==============================================
+race                                        outcome
+==========================================  ==============================================
+two token calls redeem one approval         the first write wins and its caller gets the
+                                            tokens; the other re-reads ``issued`` and
+                                            answers ``invalid_grant``: one token response
+redeem while the driver leases the request  the lease's version bump fails the redeem's
+(for its ping)                              write; it re-reads, is still approved, wins
+ping delivered after the client redeemed    the delivery re-reads the issued request, its
+(it called /token before answering)         lease still stands: ``delivered`` is recorded
+                                            on top of ``issued``; the ping is never re-sent
+push built while a token call redeemed      whichever issues first wins; the push's
+(a reload made the client poll)             response is thrown away, never sent (its
+                                            access token is unknown to anyone)
+poll result vs. a callback's outcome        the first outcome wins; the later one finds
+                                            the request decided and is dropped
+poll result vs. expiry                      past ``expires_at`` any outcome settles as
+                                            expired, so a late approval mints nothing
+driver write after its lease was taken      the fence fails: the write is dropped and the
+over (it could not renew in time)           new holder does the work; the driver stops
+                                            the task as its lease runs out
+a lease renewal vs. any other write         re-applied while the lease is unchanged
+a retried write that keeps losing           gives up after ``_CAS_ATTEMPTS`` re-reads and
+                                            logs ``cas_gave_up``; the lease runs out and
+                                            the work is done again, never twice at once
+==========================================  ==============================================
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
+import msgspec
 import structlog
-from msgspec.structs import replace
 
-from ciba_gateway.connector import Outcome, Pending, StartRequest
+from ciba_gateway.connector import (
+    Connector,
+    LoginHint,
+    Outcome,
+    Pending,
+    StartRequest,
+)
 from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest, Status
-from ciba_gateway.flow.notify import needs_notification
+from ciba_gateway.flow.notify import Delivery
 from ciba_gateway.metrics import Metrics
-from ciba_gateway.store.base import Store
+from ciba_gateway.store.base import Store, ValueStore
 
-__all__ = ["FlowEngine", "start_request_for"]
+__all__ = ["SLOW_DOWN_STEP", "FlowEngine", "NewRequest", "start_request_for"]
 
 _CAS_ATTEMPTS = 5
+SLOW_DOWN_STEP = 5
+"""Seconds ``slow_down`` adds to a client's polling interval (CIBA Core 11, RFC 8628 3.5)."""
+_JITTER = 0.5
+_POLL_NS = "poll"
+_poll_state = msgspec.msgpack.Decoder(tuple[float, int])
+_encode = msgspec.msgpack.encode
 log = structlog.get_logger("ciba_gateway.flow")
+
+Step = Callable[[AuthRequest], AuthRequest | None]
+Fence = str | None
+
+
+class NewRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated backchannel request, ready to start (``FlowEngine.begin``)."""
+
+    tenant_id: str
+    client_id: str
+    client_name: str
+    login_hint: LoginHint
+    scope: tuple[str, ...]
+    connector: str
+    """The connector instance name of the route."""
+    expires_in: int
+    interval: int
+    acr_values: tuple[str, ...] = ()
+    route_acr: str | None = None
+    binding_message: str | None = None
+    authorization_details: tuple[dict[str, Any], ...] = ()
+    delivery_mode: str = "poll"
+    client_notification_token: str | None = None
+    end_user_ip: str = "127.0.0.1"
+
+
+def _fence(request: AuthRequest) -> Fence:
+    return request.lease_owner
 
 
 class FlowEngine:
@@ -40,6 +120,35 @@ class FlowEngine:
         self.clock = clock
         self.metrics = metrics or Metrics()
 
+    @property
+    def values(self) -> ValueStore:
+        """The store's small-value space (replay caches, tokens): everything but requests."""
+        return self.store
+
+    # --- the one writer -----------------------------------------------------
+
+    async def _apply(
+        self, request: AuthRequest, step: Step, *, fence: Fence | None = None
+    ) -> AuthRequest | None:
+        """Apply ``step`` with compare-and-set, re-reading on conflict.
+
+        ``step`` returns the next version, or None when nothing should change
+        (the race is lost, see the table above). With a ``fence`` the step is
+        applied only while that owner holds the stored lease. Returns what was written.
+        """
+        current: AuthRequest | None = request
+        for _ in range(_CAS_ATTEMPTS):
+            if current is None or (fence is not None and current.lease_owner != fence):
+                return None
+            new = step(current)
+            if new is None:
+                return None
+            if await self.store.transition(new):
+                return new
+            current = await self.store.get(request.auth_req_id)
+        log.warning("cas_gave_up", auth_req=request.auth_req_id[:8])
+        return None
+
     def _finished(self, written: AuthRequest | None) -> AuthRequest | None:
         if written is not None:
             self.metrics.flows_finished.labels(
@@ -53,38 +162,92 @@ class FlowEngine:
             )
         return written
 
-    async def create(self, request: AuthRequest) -> None:
-        """Persist a new pending request."""
-        await self.store.create(request)
+    # --- the protocol layer's requests ---------------------------------------
+
+    async def begin(self, new: NewRequest, connector: Connector) -> AuthRequest:
+        """Start the upstream authentication and persist the pending request.
+
+        Raises the connector's ``ConnectorError`` when the upstream refuses. If
+        persisting fails, the upstream order is cancelled (so nothing is left
+        running that no request knows of) and the store's error propagates.
+        """
+        now = self.clock()
+        start = StartRequest(
+            ref=secrets.token_urlsafe(32),
+            client_name=new.client_name,
+            expires_at=now + new.expires_in,
+            end_user_ip=new.end_user_ip,
+            **_shared_start_fields(new),
+        )
+        async with self.metrics.upstream(new.connector, "start"):
+            started = await connector.start(start)
+        request = transitions.begin(
+            start,
+            started,
+            connector=new.connector,
+            now=now,
+            interval=new.interval,
+            route_acr=new.route_acr,
+            delivery_mode=new.delivery_mode,
+            client_notification_token=new.client_notification_token,
+        )
+        try:
+            await self.store.create(request)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await connector.cancel(started.session)
+            raise
+        self.metrics.flows_started.labels(new.tenant_id, new.connector).inc()
+        return request
 
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         return await self.store.get(auth_req_id)
 
-    async def _update(
-        self,
-        request: AuthRequest,
-        step: Callable[[AuthRequest], AuthRequest | None],
-    ) -> AuthRequest | None:
-        """Apply ``step`` with compare-and-set, re-reading on conflict.
+    async def redeem(self, request: AuthRequest) -> AuthRequest | None:
+        """Approved -> issued exactly once; the issued request only for the caller that won."""
 
-        ``step`` returns the next version, or None when nothing should change
-        (for example the request is no longer pending). Returns what was written.
+        def step(current: AuthRequest) -> AuthRequest | None:
+            return transitions.redeem(current) if current.status is Status.APPROVED else None
+
+        return await self._apply(request, step)
+
+    async def pace(self, request: AuthRequest, now: float) -> int | None:
+        """Record a token poll of a pending request; the grown interval if it came too early.
+
+        The pacing state ``(last poll, interval)`` lives in the value space (``poll``
+        namespace), not in the request, so a busy polling client never races the
+        driver's writes. One ``swap_value`` records this poll with the request's own
+        interval and returns the previous state; only a client that was slowed down
+        before (its interval grew) or is polling too fast now costs a second write.
+        A poll earlier than ``interval - 0.5 s`` after the previous one is too early
+        (the half-second absorbs network jitter of a client polling exactly on time)
+        and grows the interval by ``SLOW_DOWN_STEP``. Pacing is advisory: two polls
+        racing between the two writes can at worst let one early poll through.
         """
-        current: AuthRequest | None = request
-        for _ in range(_CAS_ATTEMPTS):
-            if current is None:
-                return None
-            new = step(current)
-            if new is None:
-                return None
-            if await self.store.transition(new):
-                return new
-            current = await self.store.get(request.auth_req_id)
-        log.warning("cas_gave_up", auth_req=request.auth_req_id[:8])
-        return None
+        store = self.store
+        ttl = max(request.expires_at - now, 1.0)
+        key = request.auth_req_id
+        raw = await store.swap_value(_POLL_NS, key, _encode((now, request.interval)), ttl)
+        if raw is None:
+            return None
+        last, interval = _poll_state.decode(raw)
+        too_fast = now - last < interval - _JITTER
+        if too_fast:
+            interval += SLOW_DOWN_STEP
+        elif interval == request.interval:
+            return None  # the swap stored exactly this state
+        await store.put_value(_POLL_NS, key, _encode((now, interval)), ttl)
+        return interval if too_fast else None
 
-    async def settle(self, request: AuthRequest, outcome: Outcome) -> AuthRequest | None:
-        """Record a terminal outcome if the request is still pending."""
+    # --- outcomes -----------------------------------------------------------
+
+    async def settle(
+        self, request: AuthRequest, outcome: Outcome, *, leased: bool = False
+    ) -> AuthRequest | None:
+        """Record a terminal outcome if the request is still pending.
+
+        ``leased``: the caller is the driver holding ``request``'s lease (fenced).
+        """
         now = self.clock()
 
         def step(current: AuthRequest) -> AuthRequest | None:
@@ -92,9 +255,10 @@ class FlowEngine:
                 return None
             if now >= current.expires_at:
                 return transitions.expire(current, now)
-            return _with_notification(transitions.settle(current, outcome, now), now)
+            return transitions.settle(current, outcome, now)
 
-        return self._finished(await self._update(request, step))
+        fence = _fence(request) if leased else None
+        return self._finished(await self._apply(request, step, fence=fence))
 
     async def settle_by_id(
         self, auth_req_id: str, outcome: Outcome, *, tenant_id: str | None = None
@@ -107,7 +271,7 @@ class FlowEngine:
         return written is not None and written.status is not Status.EXPIRED
 
     async def expire(self, request: AuthRequest) -> AuthRequest | None:
-        """Expire a pending request whose lifetime ran out."""
+        """Expire a pending request whose lifetime ran out (by the driver holding its lease)."""
         now = self.clock()
 
         def step(current: AuthRequest) -> AuthRequest | None:
@@ -115,7 +279,27 @@ class FlowEngine:
                 return None
             return transitions.expire(current, now)
 
-        return self._finished(await self._update(request, step))
+        return self._finished(await self._apply(request, step, fence=_fence(request)))
+
+    # --- the driver's leases --------------------------------------------------
+
+    async def lease(
+        self, now: float, owner: str, lease_seconds: float, limit: int
+    ) -> list[AuthRequest]:
+        """Lease up to ``limit`` requests due by ``now`` to ``owner`` (atomic in the store)."""
+        return await self.store.lease_due(now, owner, lease_seconds, limit)
+
+    async def renew(self, request: AuthRequest, until: float) -> AuthRequest | None:
+        """Extend a held lease to ``until``; None when the lease is no longer the holder's."""
+
+        def step(current: AuthRequest) -> AuthRequest | None:
+            return transitions.renew(current, until)
+
+        return await self._apply(request, step, fence=_fence(request))
+
+    async def release_all(self, owner: str) -> int:
+        """Release every lease ``owner`` holds (graceful shutdown)."""
+        return await self.store.release_leases(owner)
 
     async def reschedule(
         self, request: AuthRequest, delay: float, pending: Pending | None = None
@@ -128,33 +312,60 @@ class FlowEngine:
                 return None
             return transitions.reschedule(current, pending, now, delay)
 
-        return await self._update(request, step)
+        return await self._apply(request, step, fence=_fence(request))
 
-    async def issue(self, request: AuthRequest) -> bool:
-        """Approved -> issued exactly once; True only for the caller that won."""
-        if request.status is not Status.APPROVED:
-            return False
-        return await self.store.transition(transitions.issue(request))
+    async def release(self, request: AuthRequest) -> AuthRequest | None:
+        """A leased request with nothing to do: off the due list."""
+        return await self._apply(request, transitions.release, fence=_fence(request))
 
+    # --- notifications ------------------------------------------------------
 
-def _with_notification(request: AuthRequest, now: float) -> AuthRequest:
-    """Mark a ping/push outcome as due for delivery right away."""
-    if needs_notification(request):
-        return replace(request, notify_state="due", next_poll_at=now)
-    return request
+    async def issue_push(self, request: AuthRequest, payload: bytes) -> AuthRequest | None:
+        """Approved -> issued with the sealed push response; None if it was issued already."""
+
+        def step(current: AuthRequest) -> AuthRequest | None:
+            if current.status is not Status.APPROVED:
+                return None
+            return transitions.issue_push(current, payload)
+
+        return await self._apply(request, step, fence=_fence(request))
+
+    async def record_delivery(self, request: AuthRequest, delivery: Delivery) -> AuthRequest | None:
+        """Record what a notification attempt came to, on whatever the request became meanwhile."""
+
+        def step(current: AuthRequest) -> AuthRequest | None:
+            if current.notify_state != "due":
+                return None
+            if delivery.state == "delivered":
+                return transitions.delivered(current)
+            if delivery.state == "retry" and delivery.retry_at is not None:
+                return transitions.retry_notification(current, delivery.retry_at)
+            return transitions.notification_failed(current)
+
+        return await self._apply(request, step, fence=_fence(request))
 
 
 def start_request_for(request: AuthRequest, client_name: str) -> StartRequest:
     """The connector's view of a stored request."""
     return StartRequest(
         ref=request.auth_req_id,
-        tenant_id=request.tenant_id,
-        client_id=request.client_id,
         client_name=client_name,
-        login_hint=request.login_hint,
-        scope=request.scope,
-        acr_values=request.acr_values,
-        binding_message=request.binding_message,
-        authorization_details=request.authorization_details,
         expires_at=request.expires_at,
+        **_shared_start_fields(request),
     )
+
+
+_SHARED_START_FIELDS = (
+    "tenant_id",
+    "client_id",
+    "login_hint",
+    "scope",
+    "acr_values",
+    "binding_message",
+    "authorization_details",
+)
+
+
+def _shared_start_fields(source: NewRequest | AuthRequest) -> dict[str, Any]:
+    """The fields a StartRequest takes as they are from a new or a stored request."""
+    return {name: getattr(source, name) for name in _SHARED_START_FIELDS}

@@ -1,4 +1,10 @@
-"""The persisted authentication request and its states (DESIGN.md section 4)."""
+"""The persisted authentication request and its states (DESIGN.md section 4).
+
+A leaf: it imports nothing of the gateway but the connector API's value types
+(``Identity``, ``LoginHint``, in ``connector.api``, itself a leaf), so the stores
+and the flow layer both depend on it and it on neither (an import-linter
+contract in pyproject.toml keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,9 @@ from typing import Any
 
 import msgspec
 
-from ciba_gateway.connector import Identity, LoginHint
+from ciba_gateway.connector.api import Identity, LoginHint
 
-__all__ = ["TERMINAL", "AuthRequest", "Status"]
+__all__ = ["TERMINAL", "AuthRequest", "Status", "advance", "with_lease"]
 
 
 class Status(enum.StrEnum):
@@ -29,8 +35,8 @@ TERMINAL = frozenset({Status.APPROVED, Status.DENIED, Status.FAILED, Status.EXPI
 class AuthRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """One CIBA authentication request, as stored.
 
-    Changed only through ``msgspec.structs.replace`` plus a compare-and-set on
-    ``version`` in the store. ``next_poll_at`` is when the background driver
+    Changed only through ``advance`` (the one place ``version`` is bumped) plus a
+    compare-and-set on ``version`` in the store. ``next_poll_at`` is when the background driver
     should next poll the connector (None: nothing to poll); ``lease_until`` /
     ``lease_owner`` mark a driver that is working on it.
     """
@@ -69,3 +75,18 @@ class AuthRequest(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True)
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+
+def advance(request: AuthRequest, **changes: Any) -> AuthRequest:
+    """The next version of ``request`` with ``changes``: the one place ``version`` is bumped.
+
+    The flow's transitions build every change with it; the stores use it (through
+    ``with_lease``) for the leases they hand out atomically. The Redis store's
+    scripts do the same ``version + 1`` on the server, where Python cannot run.
+    """
+    return msgspec.structs.replace(request, version=request.version + 1, **changes)
+
+
+def with_lease(request: AuthRequest, owner: str | None, until: float | None) -> AuthRequest:
+    """``request`` leased to ``owner`` until ``until`` (or released: both None)."""
+    return advance(request, lease_owner=owner, lease_until=until)

@@ -10,40 +10,41 @@ attempt POSTs JSON with ``Authorization: Bearer <client_notification_token>``:
   retry sends the same tokens) or ``{auth_req_id, error, error_description}``.
 
 A 2xx ends delivery (``delivered``); it is recorded at once, so a delivered
-notification is not sent again (a crash in the instant between the 2xx and
-that write is the only window for a repeat). Timeouts, connection errors and
-5xx are retried with exponential backoff (tenacity's ``wait_exponential``),
-bounded by ``max_attempts``; any other status, including redirects, which are
-never followed, stops delivery (``failed``), as does a notification that cannot
-be built any more (client or tenant removed, sealed payload unreadable after a
-reload): logged as ``notification_dropped``. A request that expired without an
-outcome is not notified: the client knows its own expiry. Logs of attempts
-never contain tokens.
+notification is not sent again (a crash in the instant between the 2xx and that
+write is the only window for a repeat). The record is written even when the
+request changed meanwhile (a ping client that redeemed before it answered the
+ping): the engine re-reads and re-applies it (its lost-race table). Timeouts,
+connection errors and 5xx are retried with exponential backoff (tenacity's
+``wait_exponential``), bounded by ``max_attempts``; any other status, including
+redirects, which are never followed, stops delivery (``failed``), as does a
+notification that cannot be built any more (client or tenant removed, sealed
+payload unreadable after a reload): logged as ``notification_dropped``. A
+request that expired without an outcome is not notified: the client knows its
+own expiry. Logs of attempts never contain tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import msgspec
 import structlog
-from msgspec.structs import replace
 from tenacity import wait_exponential
 
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.metrics import Metrics
 
-__all__ = ["DeliveryPolicy", "Notifier", "PushPayloadBuilder", "needs_notification"]
+__all__ = ["Delivery", "DeliveryPolicy", "Notifier", "PushPayloadBuilder"]
 
 log = structlog.get_logger("ciba_gateway.notify")
 
-PushPayloadBuilder = Callable[[AuthRequest], Awaitable[AuthRequest]]
-"""For an approved push request: mint its tokens and return the request moved to
-``issued`` with the sealed token response in ``notify_payload`` (not yet written;
-the driver writes it with compare-and-set before the first attempt)."""
+PushPayloadBuilder = Callable[[AuthRequest], Awaitable[bytes]]
+"""For an approved push request: mint its tokens and return the sealed token
+response (the engine stores it with the approved -> issued move before the
+first attempt)."""
 
 PayloadOpener = Callable[[AuthRequest], bytes]
 """Returns the stored (sealed) push payload of an issued request in clear."""
@@ -54,6 +55,18 @@ class _Attempt:
 
     def __init__(self, attempt_number: int) -> None:
         self.attempt_number = attempt_number
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one attempt came to; the engine turns it into a transition."""
+
+    state: Literal["delivered", "retry", "failed"]
+    retry_at: float | None = None
+
+
+_DELIVERED = Delivery("delivered")
+_FAILED = Delivery("failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +92,6 @@ def _log_fields(request: AuthRequest) -> dict[str, Any]:
         "mode": request.delivery_mode,
         "attempt": request.notify_attempts + 1,
     }
-
-
-def needs_notification(request: AuthRequest) -> bool:
-    """Ping/push clients are notified of every outcome except a lifetime expiry."""
-    if request.delivery_mode == "poll" or not request.is_terminal:
-        return False
-    decided = request.decided_at if request.decided_at is not None else request.expires_at
-    return not (request.status is Status.EXPIRED and decided >= request.expires_at)
 
 
 class Notifier:
@@ -122,8 +127,8 @@ class Notifier:
             body["error_description"] = request.error_description
         return msgspec.json.encode(body)
 
-    async def attempt(self, request: AuthRequest, now: float) -> AuthRequest:
-        """Try once; return the next version of the request (delivered, retry later, failed)."""
+    async def attempt(self, request: AuthRequest, now: float) -> Delivery:
+        """Try once: delivered, retry later, or failed for good."""
         endpoint = self.endpoint_for(request)
         fields = _log_fields(request)
         if endpoint is None or not request.client_notification_token:
@@ -152,45 +157,27 @@ class Notifier:
         if 200 <= status < 300:
             log.info("notification_attempt", outcome="delivered", status=status, **fields)
             self._count(request, "delivered")
-            return self._finish(request, "delivered")
+            return _DELIVERED
         if status >= 500:
             log.warning("notification_attempt", outcome="retry", status=status, **fields)
             self._count(request, "server_error")
             return self._retry_or_fail(request, now)
         log.warning("notification_attempt", outcome="refused", status=status, **fields)
         self._count(request, "refused")
-        return self._finish(request, "failed")
+        return _FAILED
 
-    def drop(self, request: AuthRequest, reason: str) -> AuthRequest:
-        """Give up on a notification that cannot be made at all; the next version of the request.
+    def drop(self, request: AuthRequest, reason: str) -> Delivery:
+        """Give up on a notification that cannot be made at all.
 
         Logged as ``notification_dropped`` and counted as ``dropped``; no attempt is made.
         """
         log.warning("notification_dropped", reason=reason, **_log_fields(request))
         self._count(request, "dropped")
-        return self._finish(request, "failed")
+        return _FAILED
 
-    def _finish(self, request: AuthRequest, state: str) -> AuthRequest:
-        return replace(
-            request,
-            version=request.version + 1,
-            notify_state=state,
-            notify_attempts=request.notify_attempts + 1,
-            next_poll_at=None,
-            lease_owner=None,
-            lease_until=None,
-        )
-
-    def _retry_or_fail(self, request: AuthRequest, now: float) -> AuthRequest:
+    def _retry_or_fail(self, request: AuthRequest, now: float) -> Delivery:
         attempts = request.notify_attempts + 1
         if attempts >= self.policy.max_attempts:
             log.warning("notification_gave_up", tenant=request.tenant_id, attempts=attempts)
-            return self._finish(request, "failed")
-        return replace(
-            request,
-            version=request.version + 1,
-            notify_attempts=attempts,
-            next_poll_at=now + self.policy.delay(attempts),
-            lease_owner=None,
-            lease_until=None,
-        )
+            return _FAILED
+        return Delivery("retry", now + self.policy.delay(attempts))

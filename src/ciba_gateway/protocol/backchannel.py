@@ -14,7 +14,6 @@ when no connector of the tenant has the hook).
 
 from __future__ import annotations
 
-import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from ciba_gateway.connector import (
     InvalidAuthorizationDetails,
     InvalidHint,
     LoginHint,
-    StartRequest,
     UpstreamRejected,
     UpstreamUnavailable,
     UserBusy,
@@ -46,7 +44,7 @@ from ciba_gateway.errors import (
     TemporarilyUnavailableError,
     UnknownUserIdError,
 )
-from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.flow.engine import NewRequest
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_client
 from ciba_gateway.protocol.context import Gateway, TenantContext
@@ -339,42 +337,18 @@ def connector_error_to_oauth(exc: ConnectorError) -> OAuthError:
 
 
 async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
-    """Start the upstream authentication, then persist the pending request."""
+    """Ask the engine to start the upstream authentication and persist the pending request."""
     gw, tenant, client = req.gateway, req.tenant, req.the_client
     assert req.hint is not None and req.route is not None
-    now = gw.clock()
-    auth_req_id = secrets.token_urlsafe(32)
-    expires_at = now + req.expires_in
-    start = StartRequest(
-        ref=auth_req_id,
+    interval = tenant.config.lifetimes.poll_interval
+    new = NewRequest(
         tenant_id=tenant.id,
         client_id=client.client_id,
         client_name=client.display_name,
         login_hint=req.hint,
         scope=req.scope,
-        acr_values=req.acr_values,
-        binding_message=req.binding_message,
-        authorization_details=req.authorization_details,
-        expires_at=expires_at,
-        end_user_ip=req.end_user_ip,
-    )
-    connector = req.connector
-    metrics = gw.engine.metrics
-    try:
-        async with metrics.upstream(req.route.connector, "start"):
-            started = await connector.start(start)
-    except ConnectorError as exc:
-        raise connector_error_to_oauth(exc) from exc
-    interval = tenant.config.lifetimes.poll_interval
-    request = AuthRequest(
-        auth_req_id=auth_req_id,
-        tenant_id=tenant.id,
-        client_id=client.client_id,
-        scope=req.scope,
-        login_hint=req.hint,
         connector=req.route.connector,
-        created_at=now,
-        expires_at=expires_at,
+        expires_in=req.expires_in,
         interval=interval,
         acr_values=req.acr_values,
         route_acr=req.route.acr,
@@ -382,21 +356,13 @@ async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
         authorization_details=req.authorization_details,
         delivery_mode=client.delivery_mode,
         client_notification_token=req.notification_token,
-        session=started.session,
-        next_poll_at=(
-            min(now + started.poll_after, expires_at)
-            if started.poll_after is not None
-            else expires_at
-        ),
+        end_user_ip=req.end_user_ip,
     )
     try:
-        await gw.engine.create(request)
-    except BaseException:
-        # The upstream order exists but we could not record it: do not leave it running.
-        await connector.cancel(started.session)
-        raise
-    metrics.flows_started.labels(tenant.id, req.route.connector).inc()
-    body: dict[str, Any] = {"auth_req_id": auth_req_id, "expires_in": req.expires_in}
+        request = await gw.engine.begin(new, req.connector)
+    except ConnectorError as exc:
+        raise connector_error_to_oauth(exc) from exc
+    body: dict[str, Any] = {"auth_req_id": request.auth_req_id, "expires_in": req.expires_in}
     if client.delivery_mode != "push":
         body["interval"] = interval
     return body

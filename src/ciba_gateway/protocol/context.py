@@ -15,7 +15,7 @@ from ciba_gateway.connector import Connector
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchors
 from ciba_gateway.protocol.jose import JwksCache
-from ciba_gateway.store.base import Store
+from ciba_gateway.store.base import ValueStore
 from ciba_gateway.tokens import TenantKeys
 
 if TYPE_CHECKING:
@@ -79,8 +79,9 @@ class Gateway:
         object.__setattr__(self, "trusted_proxies", proxies)
 
     @property
-    def store(self) -> Store:
-        return self.engine.store
+    def store(self) -> ValueStore:
+        """The store's value space; requests change only through ``engine``."""
+        return self.engine.values
 
     def tenant(self, mount: str) -> TenantContext | None:
         return self.tenants.get(mount)

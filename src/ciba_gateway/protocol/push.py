@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import msgspec
-from msgspec.structs import replace
 
-from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.token import issue_tokens
@@ -50,15 +48,15 @@ class PushHooks:
         client = tenant.config.client(request.client_id) if tenant else None
         return client.notification_endpoint if client else None
 
-    async def build_push(self, request: AuthRequest) -> AuthRequest:
-        """Mint the push token response; return the issued request carrying it sealed."""
+    async def build_push(self, request: AuthRequest) -> bytes:
+        """Mint the push token response of an approved request; return it sealed."""
         tenant = self._tenant(request)
         client = tenant.config.client(request.client_id)
         if client is None:
             raise LookupError("the client is no longer configured")
         body = await issue_tokens(self.current(), tenant, client, request, push=True)
         payload = msgspec.json.encode({**body, "auth_req_id": request.auth_req_id})
-        return replace(transitions.issue(request), notify_payload=seal(self._key(request), payload))
+        return seal(self._key(request), payload)
 
     def open_push(self, request: AuthRequest) -> bytes:
         """The stored push payload in clear."""

@@ -1,11 +1,9 @@
 """The token endpoint's CIBA grant (CIBA Core 1.0 sections 10 and 11) and userinfo.
 
-Poll pacing: the time of each client's last poll and its current interval live
-in the store's value space (``poll`` namespace), not in the AuthRequest, so a
-busy polling client never races the background driver's writes. A poll earlier
-than ``interval - 0.5 s`` after the previous one answers ``slow_down`` and
-grows the interval by 5 s (CIBA Core 11, RFC 8628 3.5); the half-second absorbs
-network jitter of a client that polls exactly on time.
+Poll pacing is the engine's (``FlowEngine.pace``): a poll earlier than
+``interval - 0.5 s`` after the previous one answers ``slow_down`` and grows the
+interval by 5 s (CIBA Core 11, RFC 8628 3.5). Redeeming is the engine's too
+(``FlowEngine.redeem``: approved -> issued once, whatever the races).
 
 Outcomes on the token endpoint: past ``expires_at`` -> ``expired_token`` whatever
 the status (but issued), so an approval redeemed too late mints nothing; pending ->
@@ -55,13 +53,14 @@ from ciba_gateway.tokens import (
 __all__ = ["CIBA_GRANT", "access_record", "exchange", "holds_binding", "issue_tokens", "userinfo"]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
-SLOW_DOWN_STEP = 5
-_JITTER = 0.5
-_POLL_NS = "poll"
 _AT_NS = "at"
+<<<<<<< HEAD
 _poll_state = msgspec.msgpack.Decoder(tuple[float, int])
 _encode = msgspec.msgpack.encode
 _record_decoder = msgspec.json.Decoder(AccessRecord)
+=======
+_claims_decoder = msgspec.json.Decoder(dict[str, Any])
+>>>>>>> 117bcb1 (One owner for request writes: FlowEngine.begin/redeem/pace and fenced driver writes, transitions for every change, model.advance the one version bump, model a leaf; notifier returns a Delivery the engine records (a ping redeemed before its 2xx is recorded, not re-sent); driver renews leases of long work and never runs two tasks per request; import-linter contracts + AST test)
 
 
 async def exchange(
@@ -116,10 +115,12 @@ async def _redeem(
         # outcome; an approval the client did not redeem in time mints nothing.
         raise ExpiredTokenError("the authentication request expired")
     if status is Status.PENDING:
-        await _pace(gateway, request, now)
+        interval = await gateway.engine.pace(request, now)
+        if interval is not None:
+            raise SlowDownError(f"poll at most every {interval} seconds")
         raise AuthorizationPendingError("the user has not yet been authenticated")
     if status is Status.APPROVED:
-        if not await gateway.engine.issue(request):
+        if await gateway.engine.redeem(request) is None:
             raise InvalidGrantError("auth_req_id was already redeemed")
         return await issue_tokens(gateway, tenant, client, request, certificate=certificate)
     if status is Status.ISSUED:
@@ -130,32 +131,6 @@ async def _redeem(
     if status is Status.EXPIRED:
         raise ExpiredTokenError(request.error_description or "the authentication request expired")
     raise TransactionFailedError(request.error_description or "the authentication failed")
-
-
-async def _pace(gateway: Gateway, request: AuthRequest, now: float) -> None:
-    """Enforce the polling interval; raise SlowDownError when polled too fast.
-
-    The pacing state is ``(last poll, interval)``. One ``swap_value`` records this
-    poll with the request's own interval and returns the previous state; only a
-    client that was slowed down before (its interval grew) or is polling too fast
-    now costs a second write. Pacing is advisory: two polls racing between the two
-    writes can at worst let one early poll through, never issue anything.
-    """
-    store = gateway.store
-    ttl = max(request.expires_at - now, 1.0)
-    key = request.auth_req_id
-    raw = await store.swap_value(_POLL_NS, key, _encode((now, request.interval)), ttl)
-    if raw is None:
-        return
-    last, interval = _poll_state.decode(raw)
-    too_fast = now - last < interval - _JITTER
-    if too_fast:
-        interval += SLOW_DOWN_STEP
-    elif interval == request.interval:
-        return  # the swap stored exactly this state
-    await store.put_value(_POLL_NS, key, _encode((now, interval)), ttl)
-    if too_fast:
-        raise SlowDownError(f"poll at most every {interval} seconds")
 
 
 async def issue_tokens(

@@ -12,12 +12,45 @@ from typing import Protocol, runtime_checkable
 
 from ciba_gateway.flow.model import AuthRequest
 
-__all__ = ["Store"]
+__all__ = ["Store", "ValueStore"]
 
 
 @runtime_checkable
-class Store(Protocol):
-    """Persistence for auth requests, replay caches and small keyed values."""
+class ValueStore(Protocol):
+    """The small-value space of a store: replay caches, tokens, pacing, connector state."""
+
+    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
+        """Record ``key`` once; True the first time, False while it is remembered (jti replay)."""
+
+    async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
+        """Store a small value that expires after ``ttl`` seconds."""
+
+    async def get_value(self, namespace: str, key: str) -> bytes | None:
+        """A stored value, or None when absent or expired."""
+
+    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
+        """Store ``value`` (expiring after ``ttl`` s) and return the live value it replaced.
+
+        For advisory state (token-poll pacing), in one round trip where the backend
+        allows. Memory and Redis swap atomically; SQLite reads then writes, atomic
+        within a process but not against another process writing the same key.
+        """
+
+    async def take_value(self, namespace: str, key: str) -> bytes | None:
+        """Atomically read and delete a value (single use)."""
+
+    async def incr(self, namespace: str, key: str, ttl: float) -> int:
+        """Atomically add one to a counter that expires ``ttl`` s after creation."""
+
+
+@runtime_checkable
+class Store(ValueStore, Protocol):
+    """Persistence for auth requests, replay caches and small keyed values.
+
+    Only the flow engine (``ciba_gateway.flow.engine``) calls the request methods
+    (``create``, ``transition``, ``lease_due``, ``release_leases``); everything else
+    gets the ``ValueStore`` part.
+    """
 
     async def open(self) -> None:
         """Connect / create schema. Called once from the app's lifespan."""
@@ -55,29 +88,6 @@ class Store(Protocol):
 
     async def release_leases(self, owner: str) -> int:
         """Clear every lease ``owner`` holds (graceful shutdown); returns how many."""
-
-    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
-        """Record ``key`` once; True the first time, False while it is remembered (jti replay)."""
-
-    async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
-        """Store a small value that expires after ``ttl`` seconds."""
-
-    async def get_value(self, namespace: str, key: str) -> bytes | None:
-        """A stored value, or None when absent or expired."""
-
-    async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
-        """Store ``value`` (expiring after ``ttl`` s) and return the live value it replaced.
-
-        For advisory state (token-poll pacing), in one round trip where the backend
-        allows. Memory and Redis swap atomically; SQLite reads then writes, atomic
-        within a process but not against another process writing the same key.
-        """
-
-    async def take_value(self, namespace: str, key: str) -> bytes | None:
-        """Atomically read and delete a value (single use)."""
-
-    async def incr(self, namespace: str, key: str, ttl: float) -> int:
-        """Atomically add one to a counter that expires ``ttl`` s after creation."""
 
     async def purge_expired(self, now: float) -> int:
         """Delete requests and values past their retention; returns how many."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import msgspec
 
 from ciba_gateway.errors import StoreError
-from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.flow.model import AuthRequest, Status, with_lease
 
 __all__ = ["MemoryStore"]
 
@@ -117,12 +117,7 @@ class MemoryStore:
             if request.lease_until is not None and request.lease_until >= now:
                 deferred.append(entry)  # lease ends exactly now: free only after it
                 continue
-            request = msgspec.structs.replace(
-                request,
-                version=request.version + 1,
-                lease_owner=owner,
-                lease_until=now + lease_seconds,
-            )
+            request = with_lease(request, owner, now + lease_seconds)
             self._put(request, None)  # its entry was popped above
             leased.append(request)
         for entry in deferred:
@@ -135,10 +130,7 @@ class MemoryStore:
         held = [(key, row) for key, row in self._rows.items() if row[_OWNER] == owner]
         for _key, row in held:
             request = self._decoder.decode(row[_BLOB])
-            request = msgspec.structs.replace(
-                request, version=request.version + 1, lease_owner=None, lease_until=None
-            )
-            self._put(request, row[_DUE])
+            self._put(with_lease(request, None, None), row[_DUE])
         self._maybe_compact()
         return len(held)
 

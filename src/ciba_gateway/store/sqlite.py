@@ -28,7 +28,7 @@ from pathlib import Path
 import msgspec
 
 from ciba_gateway.errors import StoreError
-from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.flow.model import AuthRequest, Status, with_lease
 
 __all__ = ["SQLiteStore"]
 
@@ -218,13 +218,7 @@ class SQLiteStore:
                 _LEASE, (owner, lease_until, now, now, now - self.retention, limit)
             ).fetchall()
             leased = [
-                msgspec.structs.replace(
-                    request,
-                    version=request.version + 1,
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                )
-                for request in (self._decoder.decode(data) for (data,) in rows)
+                with_lease(self._decoder.decode(data), owner, lease_until) for (data,) in rows
             ]
             self._rewrite_blobs(conn, leased)
         leased.sort(key=lambda r: (r.next_poll_at or 0.0, r.auth_req_id))
@@ -238,12 +232,7 @@ class SQLiteStore:
                 " version = version + 1 WHERE lease_owner = ? RETURNING data",
                 (owner,),
             ).fetchall()
-            released = [
-                msgspec.structs.replace(
-                    request, version=request.version + 1, lease_owner=None, lease_until=None
-                )
-                for request in (self._decoder.decode(data) for (data,) in rows)
-            ]
+            released = [with_lease(self._decoder.decode(data), None, None) for (data,) in rows]
             self._rewrite_blobs(conn, released)
         return len(released)
 
