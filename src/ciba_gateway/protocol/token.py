@@ -54,13 +54,7 @@ __all__ = ["CIBA_GRANT", "access_record", "exchange", "holds_binding", "issue_to
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 _AT_NS = "at"
-<<<<<<< HEAD
-_poll_state = msgspec.msgpack.Decoder(tuple[float, int])
-_encode = msgspec.msgpack.encode
 _record_decoder = msgspec.json.Decoder(AccessRecord)
-=======
-_claims_decoder = msgspec.json.Decoder(dict[str, Any])
->>>>>>> 117bcb1 (One owner for request writes: FlowEngine.begin/redeem/pace and fenced driver writes, transitions for every change, model.advance the one version bump, model a leaf; notifier returns a Delivery the engine records (a ping redeemed before its 2xx is recorded, not re-sent); driver renews leases of long work and never runs two tasks per request; import-linter contracts + AST test)
 
 
 async def exchange(
