@@ -25,6 +25,7 @@ from litestar.datastructures import State
 from litestar.handlers import asgi
 from litestar.middleware import DefineMiddleware
 
+from ciba_gateway.audit import AuditTrail
 from ciba_gateway.config.load import load_config
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, load_registry
@@ -124,7 +125,8 @@ class Runtime:
         self.clock = clock
         self.metrics = metrics
         self.config_path = config_path
-        self.engine = FlowEngine(store, clock=clock, metrics=metrics)
+        self.audit = AuditTrail(config.audit)
+        self.engine = FlowEngine(store, clock=clock, metrics=metrics, on_decision=self.audit.record)
         self.connectors: dict[str, dict[str, Connector]] = {}
         self.http: httpx.AsyncClient | None = None
         self.jwks_cache: JwksCache | None = None
@@ -195,6 +197,7 @@ class Runtime:
         if self.http is not None:
             await self.http.aclose()
         await self.store.close()
+        self.audit.close()
 
     async def reload(self) -> bool:
         """Re-read the config file and swap tenants, clients, routes, keys and connectors.

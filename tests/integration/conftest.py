@@ -60,6 +60,7 @@ tenants:
         name: Acme Call Centre
         auth: {{method: client_secret_basic, secret: "{SECRET}"}}
         scopes: [openid, profile, ssn, email]
+        authorization_details_types: [example_payment, payment_initiation, approval]
       - client_id: branch
         auth: {{method: client_secret_post, secret: "{OTHER_SECRET}"}}
         scopes: [openid, profile]

@@ -32,7 +32,11 @@ async def test_discovery_is_true_to_the_tenant(harness: Harness) -> None:
     assert set(meta["scopes_supported"]) == {"openid", "profile", "ssn", "email"}
     assert {"sub", "name", "ssn", "email", "acr", "amr"} <= set(meta["claims_supported"])
     assert meta["subject_types_supported"] == ["public"]
-    assert meta["authorization_details_types_supported"] == ["example_payment"]
+    assert meta["authorization_details_types_supported"] == [
+        "approval",
+        "example_payment",
+        "payment_initiation",
+    ]
 
 
 async def test_second_tenant_has_its_own_metadata(harness: Harness) -> None:

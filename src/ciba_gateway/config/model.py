@@ -19,6 +19,7 @@ from msgspec import Meta
 __all__ = [
     "SIGNING_ALGS",
     "TLS_AUTH_METHODS",
+    "AuditConfig",
     "ClientAuth",
     "ClientConfig",
     "ConnectorInstance",
@@ -249,6 +250,8 @@ class ClientConfig(Base, kw_only=True):
     default_acr_values: tuple[str, ...] = ()
     tls_client_certificate_bound_access_tokens: bool = False
     """RFC 8705 section 3: bind access tokens to the client's TLS certificate."""
+    authorization_details_types: tuple[Identifier, ...] = ()
+    """RFC 9396 types this client may send; any other type is invalid_authorization_details."""
 
     def __post_init__(self) -> None:
         if self.tls_client_certificate_bound_access_tokens and self.delivery_mode == "push":
@@ -414,6 +417,24 @@ class TenantConfig(Base, kw_only=True):
         return next(k for k in self.keys if k.state == "current")
 
 
+class AuditConfig(Base, kw_only=True):
+    """Where the audit trail goes: one JSON event per decision (docs/audit.md).
+
+    ``sink: file`` appends JSON lines to ``file``; ``log`` writes them to the log
+    stream under the logger ``ciba_gateway.audit``; ``none`` keeps no trail.
+    ``evidence_file`` (optional) receives the upstream signature evidence, which
+    holds personal data and never goes to a log.
+    """
+
+    sink: Literal["none", "log", "file"] = "log"
+    file: str | None = None
+    evidence_file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sink == "file" and not self.file:
+            raise ValueError("audit.sink file needs audit.file")
+
+
 class GatewayConfig(Base, kw_only=True):
     """The whole configuration file."""
 
@@ -424,6 +445,7 @@ class GatewayConfig(Base, kw_only=True):
     simulators: tuple[SimulatorConfig, ...] = ()
     notifications: NotificationsConfig = NotificationsConfig()
     driver: DriverConfig = DriverConfig()
+    audit: AuditConfig = AuditConfig()
 
     def __post_init__(self) -> None:
         if not self.tenants:

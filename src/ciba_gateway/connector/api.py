@@ -39,6 +39,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorState",
     "Denied",
+    "Evidence",
     "Expired",
     "Failed",
     "Identity",
@@ -131,6 +132,28 @@ class StartRequest(msgspec.Struct, frozen=True, kw_only=True):
 # --- values returned --------------------------------------------------------
 
 
+class Evidence(msgspec.Struct, frozen=True, kw_only=True):
+    """What the person approved upstream and the upstream's proof of it.
+
+    ``kind`` names the proof (``bankid-signature``, ``freja-signature``,
+    ``smslink-page``); ``text_sha256`` is the hex SHA-256 of the exact UTF-8 text
+    shown; ``details_digest`` the ``connector.details.digest`` the proof binds;
+    ``checks`` the verifications that passed. ``proof`` holds the upstream's raw
+    evidence (BankID ``signature`` and ``ocspResponse``, Freja's signed result). It
+    carries personal data: the gateway writes it to the audit evidence file only,
+    never to a log line.
+    """
+
+    kind: str
+    text_sha256: str
+    details_digest: str | None = None
+    checks: tuple[str, ...] = ()
+    proof: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Evidence(kind={self.kind!r}, checks={self.checks!r}, proof=[{len(self.proof)}])"
+
+
 class Identity(msgspec.Struct, frozen=True, kw_only=True):
     """A normalized authenticated person.
 
@@ -149,6 +172,8 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     acr: str | None = None
     amr: tuple[str, ...] = ()
     auth_time: int = msgspec.field(default_factory=lambda: int(time.time()))
+    evidence: Evidence | None = None
+    """Set by a connector that had the person sign the approval text (transaction approval)."""
 
 
 class Started(msgspec.Struct, frozen=True, kw_only=True):

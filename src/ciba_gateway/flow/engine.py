@@ -115,10 +115,13 @@ class FlowEngine:
         *,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        on_decision: Callable[[AuthRequest], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.on_decision = on_decision
+        """Called once with every request this engine settled (the audit trail)."""
 
     @property
     def values(self) -> ValueStore:
@@ -160,6 +163,8 @@ class FlowEngine:
                 connector=written.connector,
                 outcome=str(written.status),
             )
+            if self.on_decision is not None:
+                self.on_decision(written)
         return written
 
     # --- the protocol layer's requests ---------------------------------------

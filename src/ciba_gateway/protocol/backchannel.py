@@ -31,6 +31,7 @@ from ciba_gateway.connector import (
     UserBusy,
     UserNotFound,
     decode_json,
+    details,
 )
 from ciba_gateway.errors import (
     AccessDeniedError,
@@ -63,6 +64,7 @@ CLIENT_AUTH_PARAMS = frozenset(
     {"client_id", "client_secret", "client_assertion", "client_assertion_type"}
 )
 NOTIFICATION_TOKEN_MAX = 1024
+AUTHORIZATION_DETAILS_MAX = 8192
 _B64TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 
 
@@ -281,28 +283,55 @@ async def route_request(req: BackchannelRequest) -> None:
 
 
 async def check_authorization_details(req: BackchannelRequest) -> None:
-    """RFC 9396: a JSON array of objects whose types the routed connector accepts."""
+    """RFC 9396: a JSON array of objects of types both the client and the connector may use.
+
+    Entries of the core's typed kinds (``connector.details``) are validated strictly
+    and kept in their canonical form; other types pass as sent to the connector.
+    """
     raw = req.params.get("authorization_details")
     if raw is None or raw == "":
         return
     if isinstance(raw, str):
+        if len(raw) > AUTHORIZATION_DETAILS_MAX:
+            raise InvalidAuthorizationDetailsError(
+                f"authorization_details is longer than {AUTHORIZATION_DETAILS_MAX} characters"
+            )
         try:
             raw = decode_json(raw)
         except ValueError:
             raise InvalidAuthorizationDetailsError("authorization_details is not JSON") from None
     if not isinstance(raw, list) or not raw:
         raise InvalidAuthorizationDetailsError("authorization_details must be a non-empty array")
+    allowed = set(req.the_client.authorization_details_types)
     accepted = req.connector.authorization_details_types
+    entries: list[dict[str, Any]] = []
     for i, entry in enumerate(raw):
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
             raise InvalidAuthorizationDetailsError(
                 f"authorization_details[{i}] must be an object with a string type"
             )
-        if entry["type"] not in accepted:
+        kind = entry["type"]
+        if kind not in allowed:
             raise InvalidAuthorizationDetailsError(
-                f"authorization_details type {entry['type']!r} is not supported here"
+                f"authorization_details type {kind!r} is not allowed for this client"
             )
-    req.authorization_details = tuple(raw)
+        if kind not in accepted:
+            raise InvalidAuthorizationDetailsError(
+                f"authorization_details type {kind!r} is not supported here"
+            )
+        if kind in details.TYPED_DETAILS:
+            try:
+                entry = details.validate(entry)
+            except details.DetailsProblem as exc:
+                raise InvalidAuthorizationDetailsError(
+                    f"authorization_details[{i}]: {exc}"
+                ) from None
+        entries.append(entry)
+    if sum(e["type"] in details.TYPED_DETAILS for e in entries) > details.MAX_ENTRIES:
+        raise InvalidAuthorizationDetailsError(
+            f"at most {details.MAX_ENTRIES} payment_initiation or approval entries"
+        )
+    req.authorization_details = tuple(entries)
 
 
 async def check_user_code(req: BackchannelRequest) -> None:

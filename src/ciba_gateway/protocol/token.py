@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from ciba_gateway.config.model import ClientConfig
+from ciba_gateway.connector import details
 from ciba_gateway.errors import (
     AccessDeniedError,
     AuthorizationPendingError,
@@ -50,7 +51,15 @@ from ciba_gateway.tokens import (
     unseal,
 )
 
-__all__ = ["CIBA_GRANT", "access_record", "exchange", "holds_binding", "issue_tokens", "userinfo"]
+__all__ = [
+    "CIBA_GRANT",
+    "access_record",
+    "approved_details",
+    "exchange",
+    "holds_binding",
+    "issue_tokens",
+    "userinfo",
+]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 _AT_NS = "at"
@@ -148,6 +157,7 @@ async def issue_tokens(
     now = int(gateway.clock())
     sub = subject_for(config.subject, identity)
     access_token = new_opaque_token()
+    approved = approved_details(request)
     lifetime = config.lifetimes.access_token
     bound = client.tls_client_certificate_bound_access_tokens and certificate is not None
     record = AccessRecord(
@@ -156,7 +166,7 @@ async def issue_tokens(
         scope=request.scope,
         iat=now,
         exp=now + lifetime,
-        claims={"sub": sub, **claims_for_scopes(identity, request.scope)},
+        claims={"sub": sub, **claims_for_scopes(identity, request.scope), **approved},
         x5t=certificate.thumbprint if bound and certificate is not None else None,
     )
     await gateway.store.put_value(
@@ -166,7 +176,7 @@ async def issue_tokens(
         lifetime,
     )
     await remember_subject_hint(gateway.store, config, sub, request.login_hint)
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(approved)
     if push:
         extra["urn:openid:params:jwt:claim:auth_req_id"] = request.auth_req_id
         extra["at_hash"] = token_hash(access_token, config.current_key.alg)
@@ -187,6 +197,23 @@ async def issue_tokens(
         "token_type": "Bearer",
         "expires_in": config.lifetimes.access_token,
         "id_token": id_token,
+        **approved,
+    }
+
+
+def approved_details(request: AuthRequest) -> dict[str, Any]:
+    """RFC 9396 section 7: the approved ``authorization_details`` and their digest.
+
+    The digest (``connector.details.digest``) is what a signing connector put in the
+    upstream signature (BankID ``userNonVisibleData``), so the token and the
+    signature name the same bytes. Empty when the request carried no details.
+    """
+    if not request.authorization_details:
+        return {}
+    entries = [dict(entry) for entry in request.authorization_details]
+    return {
+        "authorization_details": entries,
+        "authorization_details_digest": details.digest(entries),
     }
 
 

@@ -51,7 +51,7 @@ class ExampleConnector(BaseConnector):
 
     Config = ExampleConfig
     login_hint_kinds = frozenset({"ssn", "email", "tel"})
-    authorization_details_types = frozenset({"example_payment"})
+    authorization_details_types = frozenset({"example_payment", "payment_initiation", "approval"})
 
     def __init__(self, config: ExampleConfig, deps: ConnectorDeps) -> None:
         self.config = config
