@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,10 +37,20 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(yaml: str, port: int) -> AsyncIterator[Any]:
-    """The gateway of ``yaml`` served on ``127.0.0.1:port`` (lifespan and driver running)."""
+async def served(yaml: str, port: int, certfile: str | None = None) -> AsyncIterator[Any]:
+    """The gateway of ``yaml`` served on ``127.0.0.1:port`` (lifespan and driver running).
+
+    With ``certfile`` (certificate + key PEM) it serves https.
+    """
     app = create_app(parse_config(yaml, registry=load_registry()))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ssl_certfile=certfile,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -61,17 +72,23 @@ class RelyingParty:
     issuer: str
     client_id: str
     secret: str
+    ca_file: str | None = None
+    """CA bundle trusted for an https issuer."""
+
+    def _http(self) -> httpx.AsyncClient:
+        verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        return httpx.AsyncClient(timeout=30, verify=verify)
 
     def _auth(self) -> dict[str, str]:
         basic = base64.b64encode(f"{self.client_id}:{self.secret}".encode()).decode()
         return {"Authorization": f"Basic {basic}"}
 
     async def bc_authorize(self, **form: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self._http() as http:
             return await http.post(f"{self.issuer}/bc-authorize", data=form, headers=self._auth())
 
     async def token(self, auth_req_id: str) -> httpx.Response:
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self._http() as http:
             return await http.post(
                 f"{self.issuer}/token",
                 data={"grant_type": CIBA, "auth_req_id": auth_req_id},
@@ -94,6 +111,6 @@ class RelyingParty:
 
     async def claims(self, id_token: str) -> dict[str, Any]:
         """The verified claims of an ID token of this issuer."""
-        async with httpx.AsyncClient(timeout=30) as http:
+        async with self._http() as http:
             keys = KeySet.import_key_set((await http.get(f"{self.issuer}/jwks")).json())
         return dict(jwt.decode(id_token, keys, algorithms=["ES256", "RS256"]).claims)

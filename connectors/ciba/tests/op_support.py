@@ -23,10 +23,10 @@ from ciba_gateway.tokens import generate_private_jwk
 OP_DIR = Path(__file__).parent / "op"
 
 # Two Norwegian test identities (11 digits, both mod-11 check digits valid).
-OLA = "01010150257"
-KARI = "24063009827"
+OLA = "24068545672"
+KARI = "01129911189"
 KARI_EMAIL = "kari@example.no"
-LIAR = "15076500565"  # the provider answers for this hint with OLA's national id
+LIAR = "15077512052"  # the provider answers for this hint with OLA's national id
 
 
 def public(jwk: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +54,7 @@ class TestOp:
     def accounts(self) -> dict[str, dict[str, Any]]:
         person = {"name": "Ola Nordmann", "given_name": "Ola", "family_name": "Nordmann"}
         return {
-            OLA: {"sub": "op-sub-ola", "nnin": OLA, "birthdate": "1901-01-01", **person},
+            OLA: {"sub": "op-sub-ola", "nnin": OLA, "birthdate": "1985-06-24", **person},
             KARI: {"sub": "op-sub-kari", "nnin": KARI, "name": "Kari Nordmann"},
             KARI_EMAIL: {"sub": "op-sub-kari", "nnin": KARI, "email": KARI_EMAIL},
             LIAR: {"sub": "op-sub-liar", "nnin": OLA, "name": "Not The One Asked For"},
@@ -98,10 +98,10 @@ class TestOp:
                     stream.close()
             self.process = None
 
-    async def _admin(self, method: str, path: str, body: Any = None) -> Any:
+    async def _admin(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         async with httpx.AsyncClient(base_url=self.issuer, timeout=30) as http:
             response = await http.request(method, f"/admin/{path}", json=body)
-        assert response.status_code == 200, response.text
+        assert response.status_code == expect, response.text
         return response.json()
 
     async def pending(self) -> list[dict[str, Any]]:
@@ -115,9 +115,10 @@ class TestOp:
                 await asyncio.sleep(0.05)
         return waiting[0]
 
-    async def decide(self, auth_req_id: str, decision: str) -> None:
-        """The person approves or denies on their device."""
-        await self._admin("POST", "decide", {"auth_req_id": auth_req_id, "decision": decision})
+    async def decide(self, auth_req_id: str, decision: str, expect: int = 200) -> Any:
+        """The person approves or denies on their device (500: the provider's ping failed)."""
+        body = {"auth_req_id": auth_req_id, "decision": decision}
+        return await self._admin("POST", "decide", body, expect)
 
     async def rotate(self) -> dict[str, Any]:
         """Sign with a fresh key from now on (the old one is no longer published)."""

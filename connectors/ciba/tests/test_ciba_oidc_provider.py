@@ -113,7 +113,7 @@ async def test_approval_maps_the_verified_id_token(
         "name": "Ola Nordmann",
         "given_name": "Ola",
         "family_name": "Nordmann",
-        "birthdate": "1901-01-01",
+        "birthdate": "1985-06-24",
     }
     assert identity.acr == "urn:test:op:high"
     assert identity.amr == ("pwd", "otp")
