@@ -51,6 +51,13 @@ def op(tmp_path: Path, client_key: dict[str, Any]) -> Iterator[TestOp]:
             "gw-post", client_secret=SECRET, token_endpoint_auth_method="client_secret_post"
         ),
         ciba_client(
+            "gw-ping",
+            client_secret=SECRET,
+            backchannel_token_delivery_mode="ping",
+            # Nobody listens there: tests hand the ping to the connector themselves.
+            backchannel_client_notification_endpoint="https://127.0.0.1:9/ping",
+        ),
+        ciba_client(
             "gw-jwt",
             token_endpoint_auth_method="private_key_jwt",
             jwks={"keys": [public(client_key)]},
@@ -92,6 +99,7 @@ async def make_connector(
     auths = {
         "gw-basic": {"method": "client_secret_basic", "secret": SECRET},
         "gw-post": {"method": "client_secret_post", "secret": SECRET},
+        "gw-ping": {"method": "client_secret_basic", "secret": SECRET},
         "gw-jwt": {"method": "private_key_jwt", "key_file": str(key_file)},
     }
 
@@ -118,9 +126,11 @@ async def make_connector(
         await connector.aclose()
 
 
-def start_request(value: str, kind: str = "ssn", **fields: Any) -> StartRequest:
+def start_request(
+    value: str, kind: str = "ssn", country: str | None = "NO", **fields: Any
+) -> StartRequest:
     """A StartRequest for a hint (by default a Norwegian ``ssn`` one)."""
-    country = "NO" if kind == "ssn" else None
+    country = country if kind == "ssn" else None
     return StartRequest(
         ref=fields.pop("ref", "ref-1"),
         tenant_id="t1",

@@ -11,8 +11,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
+from ciba_gateway_ciba.connector import CibaConnector, Config
+from conftest import start_request
 from gateways import RelyingParty, free_port, served
+
+from ciba_gateway.connector import ConnectorDeps, Pending
 
 KARL = "199001011239"  # the simulator approves at once
 NILS = "198112289874"  # declines in the app
@@ -141,3 +146,31 @@ async def test_chained_denial_is_access_denied(chain: Chain) -> None:
 
     assert result.status_code == 400
     assert result.json()["error"] == "access_denied"
+
+
+async def test_slow_down_from_the_upstream_gateway_grows_the_interval(
+    tmp_path: Path, deps: ConnectorDeps
+) -> None:
+    """Polled faster than its interval, gateway B says slow_down: the connector waits 5 s more."""
+    b_port = free_port()
+    async with served(upstream_yaml(tmp_path, b_port, free_port()), b_port):
+        settings = {
+            "issuer": f"http://127.0.0.1:{b_port}/b",
+            "client_id": "gateway-a",
+            "auth": {"method": "client_secret_basic", "secret": B_SECRET},
+            "login_hint": {"ssn": "ssn:{value}"},
+        }
+        connector = CibaConnector(msgspec.convert(settings, Config), deps)
+        try:
+            started = await connector.start(start_request(TOLVAN, country="SE"))
+            assert started.session["interval"] == 1.0  # B's poll_interval
+
+            first = await connector.poll(started.session)
+            second = await connector.poll(started.session)
+        finally:
+            await connector.aclose()
+
+    assert isinstance(first, Pending) and first.poll_after == 1.0
+    assert isinstance(second, Pending)
+    assert second.poll_after == 6.0
+    assert second.session == {**started.session, "interval": 6.0}

@@ -62,6 +62,7 @@ function configuration(jwks) {
             acr_values: ctx.oidc.params.acr_values,
             requested_expiry: ctx.oidc.params.requested_expiry,
             scope: ctx.oidc.params.scope,
+            client_notification_token: ctx.oidc.params.client_notification_token,
           });
         },
       },
