@@ -190,6 +190,8 @@ known_paths = st.sampled_from(
         "/acme/token",
         "/acme/bc-authorize",
         "/acme/userinfo",
+        "/acme/introspect",
+        "/acme/revoke",
         "/acme/.well-known/openid-configuration",
         "/acme/jwks",
         "/acme/sms/l/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
@@ -228,7 +230,7 @@ def assert_oauth_answer(response: Any, path: str) -> None:
 
 @BUDGET
 @given(
-    path=st.sampled_from(["/acme/token", "/acme/bc-authorize"]),
+    path=st.sampled_from(["/acme/token", "/acme/bc-authorize", "/acme/introspect", "/acme/revoke"]),
     body=bodies,
     content_type=content_types,
     authorization=authorizations,
@@ -240,7 +242,7 @@ def test_form_endpoints(
     content_type: str | None,
     authorization: str | None,
 ) -> None:
-    """bc-authorize and token with fuzzed forms, credentials and content types."""
+    """bc-authorize, token, introspect, revoke: fuzzed forms, credentials, content types."""
     headers = {k: v for k, v in (("content-type", content_type), ("authorization", authorization))}
     response = client.post(path, content=body, headers={k: v for k, v in headers.items() if v})
     assert_oauth_answer(response, path)

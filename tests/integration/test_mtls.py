@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc.jwk import ECKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -26,8 +27,9 @@ from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
 from ciba_gateway.connector.testing import TestPki, issue_self_signed_certificate, issue_test_pki
 from ciba_gateway.errors import ConfigError
+from ciba_gateway.protocol.certificates import ClientCertificate
 from tests.conftest import FakeClock
-from tests.mtls_kit import PROXY, bank_tenant, client_cert_header
+from tests.mtls_kit import PROXY, bank_tenant, certificate, client_cert_header
 
 CIBA = "urn:openid:params:grant-type:ciba"
 
@@ -129,7 +131,9 @@ async def test_discovery_advertises_mtls(mtls: Mtls) -> None:
         meta["token_endpoint_auth_methods_supported"]
     )
     assert meta["tls_client_certificate_bound_access_tokens"] is True
-    assert meta["mtls_endpoint_aliases"]["token_endpoint"] == "https://mtls.bank.test/bank/token"
+    aliases = meta["mtls_endpoint_aliases"]
+    assert aliases["token_endpoint"] == "https://mtls.bank.test/bank/token"
+    assert aliases["introspection_endpoint"] == "https://mtls.bank.test/bank/introspect"
     assert (
         meta["mtls_endpoint_aliases"]["backchannel_authentication_endpoint"]
         == "https://mtls.bank.test/bank/bc-authorize"
@@ -152,6 +156,18 @@ async def test_tls_client_auth_issues_a_bound_token(mtls: Mtls) -> None:
     for refused in (wrong, none):
         assert refused.status_code == 401
         assert refused.json()["error"] == "invalid_token"
+    async with mtls.via(PROXY) as http:
+        introspected = await http.post(
+            "/bank/introspect",
+            data={
+                "client_id": "plain",
+                "client_secret": "plain-secret-0123456789",
+                "token": access_token,
+            },
+        )
+    # RFC 8705 3.2: the resource server gets the binding to check its own TLS peer against.
+    thumbprint = ClientCertificate(certificate(mtls.pki.client).public_bytes(Encoding.DER))
+    assert introspected.json()["cnf"] == {"x5t#S256": thumbprint.thumbprint}
 
 
 async def test_tls_client_auth_refuses_a_certificate_of_another_ca(mtls: Mtls) -> None:

@@ -17,6 +17,8 @@ import msgspec
 from msgspec import Meta
 
 __all__ = [
+    "CIBA_GRANT",
+    "REFRESH_GRANT",
     "SIGNING_ALGS",
     "TLS_AUTH_METHODS",
     "AuditConfig",
@@ -41,6 +43,10 @@ __all__ = [
 
 SIGNING_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
 """Asymmetric algorithms for ID tokens, request objects and private_key_jwt."""
+
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+REFRESH_GRANT = "refresh_token"
+GrantType = Literal["urn:openid:params:grant-type:ciba", "refresh_token"]
 
 SigningAlg = Literal["ES256", "RS256", "PS256", "EdDSA"]
 HmacAlg = Literal["HS256", "HS384", "HS512"]
@@ -252,8 +258,16 @@ class ClientConfig(Base, kw_only=True):
     """RFC 8705 section 3: bind access tokens to the client's TLS certificate."""
     authorization_details_types: tuple[Identifier, ...] = ()
     """RFC 9396 types this client may send; any other type is invalid_authorization_details."""
+    grant_types: tuple[GrantType, ...] = (CIBA_GRANT,)
+    """RFC 7591 ``grant_types``. ``[]`` registers a resource server that only
+    introspects and revokes tokens (``unauthorized_client`` at bc-authorize and the
+    CIBA grant)."""
 
     def __post_init__(self) -> None:
+        if len(set(self.grant_types)) != len(self.grant_types):
+            raise ValueError("grant_types must not repeat")
+        if REFRESH_GRANT in self.grant_types and CIBA_GRANT not in self.grant_types:
+            raise ValueError("the refresh_token grant needs the CIBA grant")
         if self.tls_client_certificate_bound_access_tokens and self.delivery_mode == "push":
             # Pushed tokens are minted by the driver, with no TLS connection to bind to.
             raise ValueError("push mode cannot deliver certificate-bound access tokens")
@@ -267,6 +281,11 @@ class ClientConfig(Base, kw_only=True):
     @property
     def display_name(self) -> str:
         return self.name or self.client_id
+
+    @property
+    def uses_ciba(self) -> bool:
+        """False for a resource-server client (no CIBA grant)."""
+        return CIBA_GRANT in self.grant_types
 
 
 class RouteConfig(Base, kw_only=True):

@@ -43,11 +43,12 @@ from ciba_gateway.errors import (
     MissingUserCodeError,
     OAuthError,
     TemporarilyUnavailableError,
+    UnauthorizedClientError,
     UnknownUserIdError,
 )
 from ciba_gateway.flow.engine import NewRequest
 from ciba_gateway.protocol.certificates import ClientCertificate
-from ciba_gateway.protocol.client_auth import authenticate_client
+from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.hints import parse_login_hint
 from ciba_gateway.protocol.jose import (
@@ -108,19 +109,17 @@ class BackchannelRequest:
 
 
 async def authenticate(req: BackchannelRequest) -> None:
-    """Client authentication (CIBA Core 7.1, RFC 6749 2.3)."""
-    gw = req.gateway
-    req.client = await authenticate_client(
-        req.tenant.config,
+    """Client authentication (CIBA Core 7.1, RFC 6749 2.3); the client needs the CIBA grant."""
+    req.client = await authenticate_request(
+        req.gateway,
+        req.tenant,
+        req.params,
         authorization=req.authorization,
-        form=req.params,
-        audiences=req.tenant.client_auth_audiences,
-        jwks=gw.jwks_cache,
-        remember=gw.store.remember,
-        now=gw.clock(),
         certificate=req.certificate,
-        trust_anchors=req.tenant.client_ca,
     )
+    if not req.client.uses_ciba:
+        # CIBA Core 13: a client not registered for CIBA.
+        raise UnauthorizedClientError("this client is not registered for the CIBA grant")
 
 
 async def unpack_request_object(req: BackchannelRequest) -> None:

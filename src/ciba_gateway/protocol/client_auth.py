@@ -65,14 +65,37 @@ if TYPE_CHECKING:
 
     from ciba_gateway.config.model import ClientConfig, TenantConfig
     from ciba_gateway.protocol.certificates import ClientCertificate
+    from ciba_gateway.protocol.context import Gateway, TenantContext
     from ciba_gateway.protocol.jose import JwksCache
 
-__all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client"]
+__all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client", "authenticate_request"]
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FAILED = "client authentication failed"
 """The one description of every failure that depends on the client registry."""
 log = structlog.get_logger("ciba_gateway.client_auth")
+
+
+async def authenticate_request(
+    gateway: Gateway,
+    tenant: TenantContext,
+    form: Mapping[str, str],
+    *,
+    authorization: str | None,
+    certificate: ClientCertificate | None,
+) -> ClientConfig:
+    """``authenticate_client`` with the tenant's audiences, keys, replay cache and CAs."""
+    return await authenticate_client(
+        tenant.config,
+        authorization=authorization,
+        form=form,
+        audiences=tenant.client_auth_audiences,
+        jwks=gateway.jwks_cache,
+        remember=gateway.store.remember,
+        now=gateway.clock(),
+        certificate=certificate,
+        trust_anchors=tenant.client_ca,
+    )
 
 
 async def authenticate_client(

@@ -36,6 +36,8 @@ class TenantContext:
     backchannel_endpoint: str = field(init=False)
     userinfo_endpoint: str = field(init=False)
     jwks_uri: str = field(init=False)
+    introspection_endpoint: str = field(init=False)
+    revocation_endpoint: str = field(init=False)
     client_ca: TrustStore | None = field(init=False)
     """Trust anchors for ``tls_client_auth`` (``mtls.ca_file``), loaded once."""
 
@@ -51,6 +53,8 @@ class TenantContext:
         object.__setattr__(self, "backchannel_endpoint", f"{issuer}/bc-authorize")
         object.__setattr__(self, "userinfo_endpoint", f"{issuer}/userinfo")
         object.__setattr__(self, "jwks_uri", f"{issuer}/jwks")
+        object.__setattr__(self, "introspection_endpoint", f"{issuer}/introspect")
+        object.__setattr__(self, "revocation_endpoint", f"{issuer}/revoke")
 
     @property
     def id(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ciba_gateway.config.model import CIBA_GRANT, REFRESH_GRANT
 from ciba_gateway.connector import BaseConnector
 from ciba_gateway.protocol.context import TenantContext
 from ciba_gateway.tokens import SCOPE_CLAIMS
@@ -24,7 +25,6 @@ _AUTH_METHODS = [
     "private_key_jwt",
 ]
 _HMAC_ALGS = ["HS256", "HS384", "HS512"]
-CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 
 
 def metadata(tenant: TenantContext) -> dict[str, Any]:
@@ -41,6 +41,10 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
     user_codes = any(_verifies_user_codes(c) for c in connectors)
     signing = list(config.signing_algs)
     key_algs = sorted({k.alg for k in config.keys if k.state == "current"})
+    # Only grants some client can use (a refresh_token grant nobody has is not listed).
+    grants = [CIBA_GRANT]
+    if any(REFRESH_GRANT in c.grant_types for c in config.clients):
+        grants.append(REFRESH_GRANT)
     document = {
         "issuer": tenant.issuer,
         "jwks_uri": tenant.jwks_uri,
@@ -50,7 +54,7 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
         "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
         "backchannel_authentication_request_signing_alg_values_supported": signing,
         "backchannel_user_code_parameter_supported": user_codes,
-        "grant_types_supported": [CIBA_GRANT],
+        "grant_types_supported": grants,
         "response_types_supported": ["id_token"],
         "token_endpoint_auth_methods_supported": _AUTH_METHODS,
         "token_endpoint_auth_signing_alg_values_supported": [*signing, *_HMAC_ALGS],
@@ -65,6 +69,10 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
         "request_object_signing_alg_values_supported": signing,
         "claims_parameter_supported": False,
         "request_parameter_supported": True,
+        "introspection_endpoint": tenant.introspection_endpoint,
+        "introspection_endpoint_auth_methods_supported": _AUTH_METHODS,
+        "revocation_endpoint": tenant.revocation_endpoint,
+        "revocation_endpoint_auth_methods_supported": _AUTH_METHODS,
     }
     if config.mtls is not None:
         document.update(_mtls_metadata(tenant))
@@ -78,8 +86,11 @@ def _mtls_metadata(tenant: TenantContext) -> dict[str, Any]:
     methods = ["self_signed_tls_client_auth"]
     if mtls.ca_file is not None:
         methods.insert(0, "tls_client_auth")
+    all_methods = [*_AUTH_METHODS, *methods]
     extra: dict[str, Any] = {
-        "token_endpoint_auth_methods_supported": [*_AUTH_METHODS, *methods],
+        "token_endpoint_auth_methods_supported": all_methods,
+        "introspection_endpoint_auth_methods_supported": all_methods,
+        "revocation_endpoint_auth_methods_supported": all_methods,
         "tls_client_certificate_bound_access_tokens": True,
     }
     if mtls.endpoint_base is not None:
@@ -94,6 +105,8 @@ MTLS_ENDPOINTS = {
     "token_endpoint": "token",
     "backchannel_authentication_endpoint": "bc-authorize",
     "userinfo_endpoint": "userinfo",
+    "introspection_endpoint": "introspect",
+    "revocation_endpoint": "revoke",
 }
 """The endpoints reachable on the mTLS host (``mtls_endpoint_aliases``)."""
 

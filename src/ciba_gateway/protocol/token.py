@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ciba_gateway.config.model import ClientConfig
+from ciba_gateway.config.model import CIBA_GRANT, ClientConfig
 from ciba_gateway.connector import details
 from ciba_gateway.errors import (
     AccessDeniedError,
@@ -36,7 +36,7 @@ from ciba_gateway.errors import (
 )
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.protocol.certificates import ClientCertificate
-from ciba_gateway.protocol.client_auth import authenticate_client
+from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.subject_hints import remember_subject_hint
 from ciba_gateway.tokens import (
@@ -55,13 +55,13 @@ __all__ = [
     "CIBA_GRANT",
     "access_record",
     "approved_details",
+    "drop_access_token",
     "exchange",
     "holds_binding",
     "issue_tokens",
     "userinfo",
 ]
 
-CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 _AT_NS = "at"
 _record_decoder = msgspec.json.Decoder(AccessRecord)
 
@@ -75,22 +75,17 @@ async def exchange(
     certificate: ClientCertificate | None = None,
 ) -> tuple[dict[str, Any], ClientConfig]:
     """Handle a token request; returns the JSON body and the client."""
-    client = await authenticate_client(
-        tenant.config,
-        authorization=authorization,
-        form=params,
-        audiences=tenant.client_auth_audiences,
-        jwks=gateway.jwks_cache,
-        remember=gateway.store.remember,
-        now=gateway.clock(),
-        certificate=certificate,
-        trust_anchors=tenant.client_ca,
+    client = await authenticate_request(
+        gateway, tenant, params, authorization=authorization, certificate=certificate
     )
     grant_type = params.get("grant_type")
     if grant_type is None:
         raise InvalidRequestError("missing parameter: grant_type")
     if grant_type != CIBA_GRANT:
         raise UnsupportedGrantTypeError(f"grant_type {grant_type!r} is not supported")
+    if not client.uses_ciba:
+        # RFC 6749 5.2: the client is not authorized to use this grant type.
+        raise UnauthorizedClientError("this client is not registered for the CIBA grant")
     if client.delivery_mode == "push":
         raise UnauthorizedClientError("push mode clients receive tokens at their endpoint")
     auth_req_id = params.get("auth_req_id")
@@ -229,6 +224,11 @@ async def access_record(
     except Exception:
         return None
     return record if record.exp > gateway.clock() else None
+
+
+async def drop_access_token(gateway: Gateway, tenant: TenantContext, access_token: str) -> None:
+    """Forget an access token (revocation): it is invalid from now on, on every replica."""
+    await gateway.store.take_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
 
 
 def holds_binding(record: AccessRecord, certificate: ClientCertificate | None) -> bool:

@@ -14,7 +14,7 @@ from litestar.types import ASGIApp
 from ciba_gateway.config.model import ClientConfig
 from ciba_gateway.errors import InvalidRequestError, OAuthError
 from ciba_gateway.metrics import CONTENT_TYPE
-from ciba_gateway.protocol import backchannel, discovery, token
+from ciba_gateway.protocol import backchannel, discovery, introspection, token
 from ciba_gateway.protocol.certificates import ClientCertificate, presented_certificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
@@ -105,6 +105,18 @@ async def token_endpoint(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     Each step is measured in bench/profiles/.
     """
     return await _form_endpoint(request, tenant, token.exchange)
+
+
+@post("/{tenant:str}/introspect", status_code=200)
+async def introspect(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
+    """Token introspection (RFC 7662), for clients of the tenant (resource servers)."""
+    return await _form_endpoint(request, tenant, introspection.introspect)
+
+
+@post("/{tenant:str}/revoke", status_code=200)
+async def revoke(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
+    """Token revocation (RFC 7009)."""
+    return await _form_endpoint(request, tenant, introspection.revoke)
 
 
 async def _form_endpoint(request: AnyRequest, mount: str, handle: FormHandler) -> JsonAnswer:
@@ -223,6 +235,8 @@ ROUTE_HANDLERS = [
     jwks,
     bc_authorize,
     token_endpoint,
+    introspect,
+    revoke,
     userinfo,
     healthz,
     readyz,
