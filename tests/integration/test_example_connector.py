@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ciba_gateway_example.connector import ExampleConnector
+import pytest
+from ciba_gateway_example.connector import ExampleConfig, ExampleConnector, Person
 
-from ciba_gateway.connector import load_registry
+from ciba_gateway.connector import (
+    ConnectorDeps,
+    LoginHint,
+    PollResult,
+    StartRequest,
+    load_registry,
+)
+from ciba_gateway.connector.testing import IdentityContract, Settle
 from tests.integration.conftest import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,3 +51,43 @@ async def test_example_connector_completes_a_flow(harness: Harness) -> None:
     assert claims["name"] == "Karl Karlsson"
     pending = await harness.app.state.gateway.engine.get(started.json()["auth_req_id"])
     assert pending.status == "pending"
+
+
+class TestIdentity(IdentityContract):
+    """The example connector's scripted impostor: a person whose approval reports another."""
+
+    pii = ("199001011239", "191212121212")
+
+    @pytest.fixture
+    def settle(self) -> Settle:
+        people = (
+            Person(hint="ssn:199001011239", name="Karl", polls=0),
+            Person(hint="ssn:191212121212", name="Tolvan", polls=0, approves_as="ssn:199001011239"),
+        )
+        connector = ExampleConnector(
+            ExampleConfig(people=people),
+            ConnectorDeps(
+                tenant_id="t",
+                instance_name="example",
+                base_url="http://gw.test/t/example",
+                state=None,  # type: ignore[arg-type]  # the example keeps no state
+                resolve=None,  # type: ignore[arg-type]
+                lookup=None,  # type: ignore[arg-type]
+            ),
+        )
+
+        async def run(*, impostor: bool) -> PollResult:
+            hint = LoginHint(kind="ssn", value="191212121212" if impostor else "199001011239")
+            started = await connector.start(
+                StartRequest(
+                    ref="r",
+                    tenant_id="t",
+                    client_id="c",
+                    client_name="C",
+                    login_hint=hint,
+                    scope=("openid",),
+                )
+            )
+            return await connector.poll(started.session)
+
+        return run

@@ -66,7 +66,7 @@ async def test_auth_collect_pending_then_complete(
         done = await connector.poll(started.session)
 
     assert cassette.all_played
-    assert started.session == {"orderRef": ORDER_REF}
+    assert started.session == {"orderRef": ORDER_REF, "personalNumber": KARL}
     assert pending == Pending(hint="outstandingTransaction", poll_after=2.0)
     assert isinstance(done, Approved)
     assert done.identity.subject == KARL
@@ -107,7 +107,7 @@ async def test_maintenance_in_any_case_is_retried(
         started = await connector.start(login())
 
     assert cassette.all_played
-    assert started.session == {"orderRef": ORDER_REF}
+    assert started.session == {"orderRef": ORDER_REF, "personalNumber": KARL}
     assert len(sleeps.calls) == 1
 
 
@@ -129,4 +129,4 @@ async def test_phone_auth_body_matches_documented_example(
         await connector.aclose()
 
     assert cassette.all_played
-    assert started.session == {"orderRef": "0b5e2a52-8c6f-4f53-a6b3-2a1d7c9e4f10"}
+    assert started.session["orderRef"] == "0b5e2a52-8c6f-4f53-a6b3-2a1d7c9e4f10"

@@ -104,7 +104,7 @@ async def test_approve_gives_identity(connector: BankIDConnector, clock: FakeClo
     started = await connector.start(start_request(KARL))
     assert isinstance(started, Started)
     assert started.poll_after == 2.0
-    assert set(started.session) == {"orderRef"}
+    assert started.session == {"orderRef": started.session["orderRef"], "personalNumber": KARL}
 
     result = await connector.poll(started.session)
 

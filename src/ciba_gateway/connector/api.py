@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import msgspec
 
 __all__ = [
+    "IDENTITY_MISMATCH",
     "Approved",
     "BaseConnector",
     "CallbackRequest",
@@ -55,6 +56,7 @@ __all__ = [
     "UpstreamUnavailable",
     "UserBusy",
     "UserNotFound",
+    "identity_mismatch",
 ]
 
 
@@ -226,6 +228,21 @@ Outcome = Approved | Denied | Expired | Failed
 
 PollResult = Pending | Approved | Denied | Expired | Failed
 """What ``poll`` returns."""
+
+IDENTITY_MISMATCH = "identity_mismatch"
+"""Log event of an approval by someone other than the person the request named."""
+
+
+def identity_mismatch(log: Any, **fields: Any) -> Failed:
+    """Log the security event of a mismatched identity; return the outcome to report.
+
+    Every connector compares the identity its upstream returns with the login hint
+    it started with, and on a mismatch returns this ``Failed`` (the client gets
+    ``transaction_failed``), never an ``Approved``. ``fields`` must not hold PII:
+    name what was compared (``check="personal_number"``), not the values.
+    """
+    log.warning(IDENTITY_MISMATCH, security_event=True, **fields)
+    return Failed(reason="the person who authenticated is not the person the request named")
 
 
 # --- callbacks (pages and webhooks a connector serves) ----------------------

@@ -1,4 +1,10 @@
-"""Test helpers for connector authors: a throwaway PKI and an ASGI app served over mutual TLS.
+"""Test helpers for connector authors: the contract checks, a throwaway PKI, mutual TLS.
+
+**Contract checks** every connector's tests run against its own simulator: subclass
+each ``...Contract`` class in a test module (``class TestIdentity(IdentityContract)``)
+and provide the fixture it names; pytest collects the inherited tests. So far:
+
+- ``IdentityContract``: the person who approved is the person who was asked.
 
 A connector that talks to its upstream over mTLS (``HttpSettings.client_cert``,
 ``client_key``, ``ca_file``) can prove it against its own simulator::
@@ -18,7 +24,7 @@ import ipaddress
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +35,58 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from structlog.testing import capture_logs
 
-__all__ = ["TestPki", "issue_self_signed_certificate", "issue_test_pki", "serve_mutual_tls"]
+from ciba_gateway.connector.api import IDENTITY_MISMATCH, Approved, Failed, PollResult
+
+__all__ = [
+    "IdentityContract",
+    "Settle",
+    "TestPki",
+    "issue_self_signed_certificate",
+    "issue_test_pki",
+    "serve_mutual_tls",
+]
+
+Settle = Callable[..., Awaitable[PollResult]]
+"""``await settle(impostor=False)``: the connector's final answer for one request."""
+
+
+class IdentityContract:
+    """A connector never approves a request for someone other than the person it was asked for.
+
+    Provide a ``settle`` fixture (a ``Settle``): it starts a request for one person
+    against the connector's simulator, makes the simulator approve it, as that person
+    or (``impostor=True``) reporting another person, and returns the connector's
+    final answer: what ``poll`` returned, or the outcome it passed to
+    ``ConnectorDeps.resolve``. Set ``pii`` to the identifiers of both people
+    (personal numbers, phones, e-mails) so the check can prove no log carries them.
+    """
+
+    pii: tuple[str, ...] = ()
+
+    async def test_the_person_asked_is_approved(self, settle: Settle) -> None:
+        """Control: when the asked person approves, the outcome is Approved."""
+        outcome = await settle(impostor=False)
+        assert isinstance(outcome, Approved), outcome
+
+    async def test_another_person_fails_the_request(self, settle: Settle) -> None:
+        """An approval reporting another person is Failed, logged as a security event."""
+        with capture_logs() as logs:
+            outcome = await settle(impostor=True)
+        assert isinstance(outcome, Failed), outcome
+        events = [e for e in logs if e.get("event") == IDENTITY_MISMATCH]
+        assert len(events) == 1, logs
+        assert events[0]["log_level"] == "warning"
+        assert events[0]["security_event"] is True
+
+    async def test_no_identifier_reaches_the_log(self, settle: Settle) -> None:
+        """Neither person's identifier appears in any log event of the mismatch."""
+        assert self.pii, "set pii to the identifiers of both people"
+        with capture_logs() as logs:
+            await settle(impostor=True)
+        text = repr(logs)
+        assert not [value for value in self.pii if value in text]
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
     call_with_retries,
+    identity_mismatch,
     is_transient,
     retrying,
 )
@@ -152,6 +153,16 @@ def _never_sent(exc: BaseException) -> bool:
     return isinstance(exc, BankIDError) and exc.status == 503 and exc.error_code == "maintenance"
 
 
+def _same_person(session: Mapping[str, Any], identity: Identity) -> bool:
+    """The completion's personal number is the one the order was started for.
+
+    A session without it (started before this check existed) does not match: an
+    unverifiable approval fails rather than issuing tokens for someone else.
+    """
+    asked = session.get("personalNumber")
+    return isinstance(asked, str) and asked == identity.national_id
+
+
 def _visible_data(text: str) -> str:
     data = text.encode()
     if len(data) > _MAX_VISIBLE_BYTES:
@@ -217,7 +228,10 @@ class BankIDConnector(BaseConnector):
             log.warning("bankid_start_failed", error=type(exc).__name__)
             raise UpstreamUnavailable("BankID could not be reached; try again later") from exc
         log.info("bankid_order_started", order_ref=order.order_ref)
-        return Started(session={"orderRef": order.order_ref}, poll_after=self.config.poll_interval)
+        return Started(
+            session={"orderRef": order.order_ref, "personalNumber": pnr},
+            poll_after=self.config.poll_interval,
+        )
 
     def _order(self, request: StartRequest, pnr: str) -> AuthRequest | PhoneAuthRequest:
         """The /phone/auth body when a call initiator is known, else the /auth body."""
@@ -312,6 +326,8 @@ class BankIDConnector(BaseConnector):
             )
             raise UpstreamUnavailable("BankID could not be reached") from exc
         result = self._outcome(answer)
+        if isinstance(result, Approved) and not _same_person(session, result.identity):
+            result = identity_mismatch(self._log, order_ref=order_ref, check="personal_number")
         # A pending order is collected every poll_interval: debug, or 10k pending
         # requests would write 5k lines a second. Outcomes are logged at info.
         emit = self._log.debug if isinstance(result, Pending) else self._log.info

@@ -114,6 +114,9 @@ class Persona(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """none | http500 | http503 | drop (answer lost after the request was processed)."""
     bankid_issue_date: str = "2023-05-17"
     """``completionData.bankIdIssueDate``."""
+    completes_as: Annotated[str, Meta(pattern=r"^[0-9]{12}$")] | None = None
+    """Report this personal number in ``completionData`` instead (an impostor: tests
+    that a relying party checks who approved)."""
 
     @property
     def full_name(self) -> str:
@@ -507,6 +510,8 @@ class BankIDSimulator:
     def _complete(self, order: Order, at: float) -> None:
         pnr = order.personal_number or "190001019999"
         persona = self.personas.get(pnr)
+        if persona is not None and persona.completes_as is not None:
+            pnr = persona.completes_as
         user = User(
             personal_number=pnr,
             name=persona.full_name if persona else "Test Person",

@@ -48,6 +48,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserNotFound,
     decode_json,
+    identity_mismatch,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.config import Config
@@ -264,9 +265,10 @@ class CibaConnector(BaseConnector):
             # The grant is consumed: there is no second chance to fetch the keys.
             self._log.warning("ciba_jwks_failed", error=type(exc).__name__)
             return Failed(reason="the upstream's keys could not be fetched to verify its answer")
-        mismatch = hint_mismatch(identity, _hint_of(session))
+        hint = _hint_of(session)
+        mismatch = hint_mismatch(identity, hint)
         if mismatch is not None:
-            self._log.warning("ciba_identity_mismatch")
+            identity_mismatch(self._log, check=hint.kind)
             return Failed(reason=mismatch)
         self._log.info("ciba_upstream_approved")
         return Approved(identity=identity)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
+import structlog
 
 from ciba_gateway.connector import (
     Approved,
@@ -23,6 +24,7 @@ from ciba_gateway.connector import (
     Started,
     StartRequest,
     UserNotFound,
+    identity_mismatch,
 )
 
 
@@ -35,6 +37,8 @@ class Person(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     polls: int = 1
     """How many polls answer pending before the outcome."""
     user_code: str | None = None
+    approves_as: str | None = None
+    """Hint of the person the approval reports instead (an impostor, for the identity check)."""
 
 
 class ExampleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -44,6 +48,11 @@ class ExampleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     acr: str = "urn:example:acr:low"
     poll_after: float = 0.0
     """Seconds the driver waits before each poll (large: requests that need no polling)."""
+
+
+def _same_person(session: dict[str, Any], identity: Identity) -> bool:
+    """The approving identity is the hinted person the request was started for."""
+    return f"{identity.scheme.removeprefix('example-')}:{identity.subject}" == session["hint"]
 
 
 class ExampleConnector(BaseConnector):
@@ -71,18 +80,22 @@ class ExampleConnector(BaseConnector):
             return Pending(poll_after=self.config.poll_after, session={**session, "polls": polls})
         if person.outcome == "deny":
             return Denied(reason="the person said no")
-        kind, _, value = person.hint.partition(":")
-        return Approved(
-            identity=Identity(
-                scheme=f"example-{kind}",
-                subject=value,
-                national_id=value if kind == "ssn" else None,
-                country="SE" if kind == "ssn" else None,
-                claims={"name": person.name, **({"email": value} if kind == "email" else {})},
-                acr=self.config.acr,
-                amr=("example",),
-                auth_time=int(self.deps.clock()),
-            )
+        identity = self._identity(person)
+        if not _same_person(session, identity):
+            return identity_mismatch(structlog.get_logger("ciba_gateway_example"), check="subject")
+        return Approved(identity=identity)
+
+    def _identity(self, person: Person) -> Identity:
+        kind, _, value = (person.approves_as or person.hint).partition(":")
+        return Identity(
+            scheme=f"example-{kind}",
+            subject=value,
+            national_id=value if kind == "ssn" else None,
+            country="SE" if kind == "ssn" else None,
+            claims={"name": person.name, **({"email": value} if kind == "email" else {})},
+            acr=self.config.acr,
+            amr=("example",),
+            auth_time=int(self.deps.clock()),
         )
 
     async def verify_user_code(self, hint: LoginHint, user_code: str) -> bool | None:

@@ -36,6 +36,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserNotFound,
     build_client,
+    identity_mismatch,
     is_transient,
     retrying,
 )
@@ -178,6 +179,18 @@ def _unavailable_status(status: int) -> bool:
 
 def _describe(code: int) -> str:
     return f"{code}: {ERROR_MESSAGES.get(code, 'unknown error').rstrip('.')}"
+
+
+def _same_person(expected: Expected, identity: Identity) -> bool:
+    """For an SSN request, the identity's national id is the SSN asked for.
+
+    ``verify_details`` already checked the signed ``userInfo``; this covers the
+    signed SSN attribute, which becomes the subject when present.
+    """
+    if expected.user_info_type != "SSN":
+        return True
+    country, ssn = decode_ssn_user_info(expected.user_info)
+    return identity.national_id == ssn and identity.country == country.upper()
 
 
 class FrejaConnector(BaseConnector):
@@ -389,6 +402,8 @@ class FrejaConnector(BaseConnector):
                 clock_skew=self.config.clock_skew,
             )
         except DetailsError as exc:
+            if exc.check == "user_info":
+                return identity_mismatch(log, check="user_info")
             # Never tokens from an unverified result: the reason names the check only.
             log.warning("freja_details_rejected", check=exc.check, reason=exc.description)
             return Failed(reason=f"the Freja eID result failed verification ({exc.check})")
@@ -396,6 +411,8 @@ class FrejaConnector(BaseConnector):
         if isinstance(identity, str):
             log.warning("freja_identity_incomplete", problem=identity)
             return Failed(reason=identity)
+        if not _same_person(expected, identity):
+            return identity_mismatch(log, check="ssn_attribute")
         return Approved(identity=identity)
 
     def _identity(self, verified: VerifiedApproval, expected: Expected) -> Identity | str:

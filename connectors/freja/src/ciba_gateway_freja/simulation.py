@@ -67,6 +67,7 @@ JWS_FAULTS: Final = frozenset(
         "other_auth_ref",
         "stale_timestamp",
         "unsigned_attributes",
+        "other_user",
     }
 )
 FaultKind = Literal[
@@ -81,12 +82,23 @@ FaultKind = Literal[
     "other_auth_ref",
     "stale_timestamp",
     "unsigned_attributes",
+    "other_user",
 ]
 Seconds = Annotated[float, Meta(ge=0, le=86400)]
 _DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _PHONE = re.compile(r"\+?[0-9]{6,15}")
 _LOA = {"BASIC": "LOA1", "EXTENDED": "LOA2", "PLUS": "LOA3"}
 _MALLORY = {"name": "Mallory", "surname": "Attacker"}
+_MALLORY_SSN = {"country": "SE", "ssn": "197001019876"}
+
+
+def _other_user(user_info: Any) -> Any:
+    """Another person's ``userInfo`` in the same shape (an SSN object or JSON string)."""
+    if isinstance(user_info, dict):
+        return _MALLORY_SSN
+    if isinstance(user_info, str) and user_info.startswith("{"):
+        return msgspec.json.encode(_MALLORY_SSN).decode()
+    return "mallory@example.com" if "@" in str(user_info) else "+46700000666"
 
 
 # --- settings -----------------------------------------------------------------------
@@ -809,6 +821,8 @@ class FrejaSimulator:
             payload = {**payload, "authRef": secrets.token_urlsafe(24)}
         elif kind == "stale_timestamp":
             payload = {**payload, "timestamp": payload["timestamp"] - 3_600_000}
+        elif kind == "other_user":
+            payload = {**payload, "userInfo": _other_user(payload["userInfo"])}
         data = msgspec.json.encode(payload)
         if kind == "alg_none":
             return unsigned_token({"x5t": self.signing.x5t, "alg": "none"}, data)

@@ -27,8 +27,10 @@ from ciba_gateway.connector import (
     ConnectorDeps,
     ConnectorError,
     Denied,
+    Failed,
     Identity,
     InvalidHint,
+    Outcome,
     Pending,
     PollResult,
     Started,
@@ -36,6 +38,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
     UserNotFound,
+    identity_mismatch,
 )
 from ciba_gateway_smslink import page
 from ciba_gateway_smslink.config import Config
@@ -71,6 +74,19 @@ USED_GRACE = 600.0
 
 _record_decoder = msgspec.json.Decoder(LinkRecord)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _number_hash(number: str) -> str:
+    # A hash keeps raw numbers out of store keys and values (dumps, redis MONITOR).
+    return hashlib.sha256(number.encode()).hexdigest()
+
+
+def _same_person(record: LinkRecord, pending: StartRequest) -> bool:
+    """The link was texted to the number the request names (so its holder is that person).
+
+    A record without ``sent_to`` (written before this check) does not match.
+    """
+    return record.sent_to is not None and record.sent_to == _number_hash(pending.login_hint.value)
 
 
 class SmsLinkConnector(BaseConnector):
@@ -117,7 +133,11 @@ class SmsLinkConnector(BaseConnector):
         digest = token_hash(token)
         ttl = max(request.expires_at - self.deps.clock(), 1.0)
         record = LinkRecord(
-            ref=request.ref, secret=secret, expires_at=request.expires_at, name=known.name
+            ref=request.ref,
+            secret=secret,
+            expires_at=request.expires_at,
+            name=known.name,
+            sent_to=_number_hash(number),
         )
         await self.deps.state.put(link_key(digest), msgspec.json.encode(record), ttl)
         link = f"{self.deps.base_url}/l/{token}"
@@ -160,8 +180,7 @@ class SmsLinkConnector(BaseConnector):
     async def _check_rate(self, client_id: str, number: str) -> None:
         limits = self.config.rate_limit
         if limits.per_number is not None:
-            # A hash keeps raw numbers out of store keys (dumps, redis MONITOR); not a secret.
-            key = "rate:number:" + hashlib.sha256(number.encode()).hexdigest()
+            key = "rate:number:" + _number_hash(number)
             if await self.deps.state.incr(key, limits.window) > limits.per_number:
                 raise UserBusy(
                     "too many links were sent to this phone number recently; try again later"
@@ -255,12 +274,18 @@ class SmsLinkConnector(BaseConnector):
             used_key(digest), b"1", max(record.expires_at - now, 0.0) + USED_GRACE
         )
         approved = choice == "approve"
-        outcome = (
+        outcome: Outcome = (
             Approved(identity=self._identity(pending, record, now))
             if approved
             else Denied(reason="the person declined on the SMS link page")
         )
+        if approved and not _same_person(record, pending):
+            outcome = identity_mismatch(
+                log.bind(tenant=self.deps.tenant_id, reference=digest[:16]), check="phone_number"
+            )
         if not await self.deps.resolve(record.ref, outcome):
+            return page.not_found()
+        if isinstance(outcome, Failed):
             return page.not_found()
         log.info(
             "sms_link_decided",

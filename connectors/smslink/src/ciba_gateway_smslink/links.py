@@ -41,6 +41,8 @@ class LinkRecord(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float
     name: str | None = None
     """Display name from the directory, released as the ``name`` claim."""
+    sent_to: str | None = None
+    """SHA-256 hex of the number the link was texted to (checked against the request)."""
 
 
 def new_link() -> tuple[str, str]:
