@@ -235,6 +235,8 @@ def test_readme_walkthrough_runs_against_the_demo(running_demo: tuple[Process, s
     assert claims("ssn:199001011239", "urn:grn:authn:se:bankid")["name"] == "Karl Karlsson"
     assert claims("ssn:191212121212", "urn:grn:authn:se:bankid")["given_name"] == "Tolvan"
     assert claims("ssn:199001011239", "urn:grn:authn:se:frejaid:plus")["given_name"] == "Karl"
+    chained = claims("ssn:199001011239", "urn:grn:authn:no:bankid")
+    assert (chained["name"], chained["ssn"]) == ("Karl Karlsson", "199001011239")
     sms = claims("tel:+46701234567", "urn:ciba-gateway:acr:sms-link")
     assert sms["phone_number"] == "+46701234567" and sms["amr"] == ["sms"]
     assert sms["phone_number_verified"] is True
