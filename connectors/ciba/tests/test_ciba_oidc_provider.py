@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import ConnectorFactory, start_request
+from gateways import free_port
 from joserfc import jwt
 from joserfc.jwk import import_key
 from joserfc.jws import extract_compact
@@ -31,6 +32,7 @@ from ciba_gateway.connector import (
     InvalidHint,
     Pending,
     PollResult,
+    UpstreamUnavailable,
     UserNotFound,
 )
 from ciba_gateway.tokens import generate_private_jwk
@@ -48,9 +50,14 @@ class Wire(httpx.AsyncBaseTransport):
         self.rewrite: Rewrite | None = None
         self.signer: dict[str, Any] | None = None
         """The private JWK that signs rewritten tokens (default: the provider's own)."""
+        self.faults: dict[str, list[int]] = {}
+        """Path -> statuses answered instead of the provider, one per request."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.paths[request.url.path] += 1
+        if self.faults.get(request.url.path):
+            status = self.faults[request.url.path].pop(0)
+            return httpx.Response(status, json={"error": "server_error"} if status >= 500 else {})
         response = await self.inner.handle_async_request(request)
         if self.rewrite is None or request.url.path != "/token" or response.status_code != 200:
             return response
@@ -261,3 +268,42 @@ async def test_key_rotation_upstream_is_followed(
     assert wire.paths["/jwks"] == 2
     assert wire.paths["/.well-known/openid-configuration"] == 1
     assert new_key["kid"] == "op-rs-2"
+
+
+async def test_upstream_faults_are_retried_not_fatal(
+    make_connector: ConnectorFactory, op: TestOp
+) -> None:
+    """5xx at start is temporarily unavailable; 5xx or 404 at the token endpoint is retried
+    later, with discovery read again first (the endpoint may have moved)."""
+    wire = Wire(op)
+    connector = make_connector(transport=wire)
+    wire.faults["/backchannel"] = [503]
+    with pytest.raises(UpstreamUnavailable):
+        await connector.start(start_request(OLA))
+    wire.faults["/backchannel"] = [500]
+    with pytest.raises(UpstreamUnavailable):
+        await connector.start(start_request(OLA))
+
+    started = await connector.start(start_request(OLA))
+    await op.decide((await op.wait_pending())["auth_req_id"], "approve")
+    wire.faults["/token"] = [503, 502, 404]
+    with pytest.raises(UpstreamUnavailable):
+        await connector.poll(started.session)  # 503, not retried: it may have been redeemed
+    with pytest.raises(UpstreamUnavailable):
+        await connector.poll(started.session)
+    with pytest.raises(UpstreamUnavailable):
+        await connector.poll(started.session)  # 404: the endpoint may have moved
+    discovery_reads = wire.paths["/.well-known/openid-configuration"]
+
+    result = await connector.poll(started.session)
+
+    assert isinstance(result, Approved), result
+    assert wire.paths["/.well-known/openid-configuration"] == discovery_reads + 1
+    assert wire.paths["/token"] == 4
+
+
+async def test_unreachable_upstream_is_unavailable(make_connector: ConnectorFactory) -> None:
+    """Nobody listening at the issuer: start says temporarily unavailable, after the retries."""
+    connector = make_connector(issuer=f"http://127.0.0.1:{free_port()}", http={"retries": 2})
+    with pytest.raises(UpstreamUnavailable):
+        await connector.start(start_request(OLA))

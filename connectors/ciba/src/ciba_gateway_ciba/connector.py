@@ -95,6 +95,14 @@ def _safe(text: str | None) -> str:
     return "".join(ch for ch in (text or "") if ch.isalnum() or ch in "_-.")[:40] or "unknown"
 
 
+def _unavailable(status: int, error: str) -> bool:
+    """Worth trying again later: a server fault, throttling, or an endpoint that moved.
+
+    A 404 also drops the cached discovery (provider.py), so the retry reads it again.
+    """
+    return status >= 500 or status in (404, 429) or error in _UNAVAILABLE
+
+
 def _redact(text: str) -> str:
     """Free upstream text without digit runs that could be a national id or phone number."""
     return re.sub(r"[0-9][0-9 -]{4,}[0-9]", "***", text)
@@ -197,7 +205,7 @@ class CibaConnector(BaseConnector):
             return UserNotFound("the upstream provider does not know this user")
         if error.error == "invalid_binding_message":
             return InvalidHint("the upstream provider refused the binding_message")
-        if answer.status >= 500 or answer.status == 429 or error.error in _UNAVAILABLE:
+        if _unavailable(answer.status, error.error):
             return UpstreamUnavailable(f"the upstream provider is unavailable ({code})")
         return UpstreamRejected(f"the upstream provider refused the request ({code})")
 
@@ -234,7 +242,7 @@ class CibaConnector(BaseConnector):
         self._log.info("ciba_upstream_refused", status=answer.status, error=_safe(error.error))
         if outcome is not None:
             return outcome(reason=f"the upstream provider answered {error.error}")
-        if answer.status >= 500 or answer.status == 429 or error.error in _UNAVAILABLE:
+        if _unavailable(answer.status, error.error):
             raise UpstreamUnavailable(f"the upstream token endpoint failed ({_safe(error.error)})")
         code = _safe(error.error)
         return Failed(reason=f"the upstream provider refused the token request ({code})")
