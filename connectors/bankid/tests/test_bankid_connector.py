@@ -517,9 +517,11 @@ def test_config_rejects_bad_values(config: dict[str, object]) -> None:
 
 
 def test_connector_declares_hint_kinds_and_details() -> None:
-    """The connector serves ssn hints and phoneAuth authorization_details."""
+    """The connector serves ssn hints, phoneAuth and the typed (signed) details."""
     assert BankIDConnector.login_hint_kinds == frozenset({"ssn"})
-    assert BankIDConnector.authorization_details_types == frozenset({"phoneAuth"})
+    assert BankIDConnector.authorization_details_types == frozenset(
+        {"phoneAuth", "payment_initiation", "approval"}
+    )
     assert BankIDConnector.Config is Config
 
 

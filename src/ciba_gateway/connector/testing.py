@@ -1,4 +1,4 @@
-"""Test helpers for connector authors: the contract checks, a throwaway PKI, mutual TLS.
+"""Test helpers for connector authors: contract checks, a throwaway PKI, loopback servers.
 
 **Contract checks** every connector's tests run against its own simulator: subclass
 each ``...Contract`` class in a test module (``class TestIdentity(IdentityContract)``)
@@ -14,6 +14,9 @@ A connector that talks to its upstream over mTLS (``HttpSettings.client_cert``,
         connector = MyConnector(Config(base_url=url, http={"client_cert": pki.client,
                                                            "ca_file": pki.ca}), deps)
 
+``serve_http`` serves a simulator for a browser; ``chromium()`` opens Debian's
+Chromium through Playwright, so a test can read a phone page back.
+
 Not for production use: keys are unencrypted files, certificates last two days.
 """
 
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import socket
 import ssl
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +44,14 @@ from structlog.testing import capture_logs
 from ciba_gateway.connector.api import IDENTITY_MISMATCH, Approved, Failed, PollResult
 
 __all__ = [
+    "CHROMIUM",
     "IdentityContract",
     "Settle",
     "TestPki",
+    "chromium",
     "issue_self_signed_certificate",
     "issue_test_pki",
+    "serve_http",
     "serve_mutual_tls",
 ]
 
@@ -162,12 +169,7 @@ def issue_self_signed_certificate(directory: Path, *, name: str = "Self-signed R
 
 
 @contextmanager
-def serve_mutual_tls(app: Any, pki: TestPki) -> Iterator[str]:
-    """Serve ``app`` (ASGI) on a loopback port over TLS that requires a client certificate.
-
-    Yields the ``https://127.0.0.1:PORT`` base URL; the server runs in a thread
-    and stops when the block ends.
-    """
+def _serve(app: Any, scheme: str, **tls: Any) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
@@ -178,16 +180,79 @@ def serve_mutual_tls(app: Any, pki: TestPki) -> Iterator[str]:
         lifespan="off",
         http="h11",
         ws="none",
-        ssl_certfile=pki.server,
-        ssl_ca_certs=pki.ca,
-        ssl_cert_reqs=ssl.CERT_REQUIRED,
+        **tls,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield f"https://127.0.0.1:{sock.getsockname()[1]}"
+        yield f"{scheme}://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def serve_mutual_tls(app: Any, pki: TestPki) -> Iterator[str]:
+    """Serve ``app`` (ASGI) on a loopback port over TLS that requires a client certificate.
+
+    Yields the ``https://127.0.0.1:PORT`` base URL; the server runs in a thread
+    and stops when the block ends.
+    """
+    with _serve(
+        app,
+        "https",
+        ssl_certfile=pki.server,
+        ssl_ca_certs=pki.ca,
+        ssl_cert_reqs=ssl.CERT_REQUIRED,
+    ) as url:
+        yield url
+
+
+@contextmanager
+def serve_http(app: Any) -> Iterator[str]:
+    """Serve ``app`` (ASGI, e.g. a simulator for a browser test) over plain HTTP on loopback.
+
+    Yields the ``http://127.0.0.1:PORT`` base URL; the server runs in a thread.
+    """
+    with _serve(app, "http") as url:
+        yield url
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+)
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Any]:
+    """Debian's Chromium driven by Playwright (no ``playwright install``); yields the browser.
+
+    Raises:
+        RuntimeError: Chromium or Playwright is missing (browser tests fail, never skip).
+    """
+    if not os.path.exists(CHROMIUM):  # noqa: ASYNC240 - one stat before a browser start
+        raise RuntimeError(f"Chromium is required at {CHROMIUM}: apt-get install -y chromium")
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        raise RuntimeError(
+            "browser tests need Playwright for Python: pip install playwright"
+        ) from None
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

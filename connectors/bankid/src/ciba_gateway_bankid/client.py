@@ -25,6 +25,8 @@ from ciba_gateway_bankid.models import (
     OrderRef,
     OrderResponse,
     PhoneAuthRequest,
+    PhoneSignRequest,
+    SignRequest,
 )
 
 __all__ = ["BankIDClient", "BankIDError", "BankIDProtocolError"]
@@ -86,6 +88,26 @@ class BankIDClient:
     async def phone_auth(self, body: PhoneAuthRequest) -> OrderResponse:
         """``POST /phone/auth``: start an authentication order for a caller on the phone."""
         return await self._post("phone/auth", body, OrderResponse)
+
+    async def sign(self, body: SignRequest) -> OrderResponse:
+        """``POST /sign``: start a signing order (the person signs userVisibleData)."""
+        return await self._post("sign", body, OrderResponse)
+
+    async def phone_sign(self, body: PhoneSignRequest) -> OrderResponse:
+        """``POST /phone/sign``: start a signing order for a caller on the phone."""
+        return await self._post("phone/sign", body, OrderResponse)
+
+    async def start(
+        self, body: AuthRequest | PhoneAuthRequest | SignRequest | PhoneSignRequest
+    ) -> OrderResponse:
+        """The start call that fits ``body``'s type."""
+        if isinstance(body, SignRequest):
+            return await self.sign(body)
+        if isinstance(body, PhoneSignRequest):
+            return await self.phone_sign(body)
+        if isinstance(body, PhoneAuthRequest):
+            return await self.phone_auth(body)
+        return await self.auth(body)
 
     async def collect(self, order_ref: str) -> CollectResponse:
         """``POST /collect``: the order's status, hint code or completion data."""

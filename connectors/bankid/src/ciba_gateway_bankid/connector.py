@@ -2,8 +2,10 @@
 
 ``start`` sends ``/phone/auth`` when a call initiator is known (from a ``phoneAuth``
 authorization_details entry or the config), otherwise ``/auth`` with
-``requirement.personalNumber``. ``poll`` collects; ``cancel`` cancels. README.md
-documents the config and the full mapping of answers to outcomes.
+``requirement.personalNumber``; a request with typed details (payment_initiation,
+approval) is a ``/phone/sign`` or ``/sign`` order instead (``signature.py``).
+``poll`` collects; ``cancel`` cancels. README.md documents the config and the full
+mapping of answers to outcomes.
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ from ciba_gateway_bankid.models import (
     CompletionData,
     PhoneAuthRequest,
     PhoneRequirement,
+    PhoneSignRequest,
     Requirement,
+    SignRequest,
 )
 from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
+from ciba_gateway_bankid.signature import SignPlan, plan, verify
 from ciba_gateway_bankid.transport import lean_transport
 
 __all__ = ["BankIDConnector", "Config"]
@@ -60,6 +65,14 @@ __all__ = ["BankIDConnector", "Config"]
 Sleep = Callable[[float], Awaitable[None]]
 Predicate = Callable[[BaseException], bool]
 T = TypeVar("T")
+
+StartBody = AuthRequest | PhoneAuthRequest | SignRequest | PhoneSignRequest
+_ENDPOINTS: Mapping[type, str] = {
+    AuthRequest: "auth",
+    PhoneAuthRequest: "phone/auth",
+    SignRequest: "sign",
+    PhoneSignRequest: "phone/sign",
+}
 
 # userVisibleData may be at most 1 500 characters after base64: 1 125 bytes of text.
 _MAX_VISIBLE_BYTES = 1_125
@@ -180,7 +193,9 @@ class BankIDConnector(BaseConnector):
 
     Config: ClassVar[type[Config]] = Config
     login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"ssn"})
-    authorization_details_types: ClassVar[frozenset[str]] = frozenset({"phoneAuth"})
+    authorization_details_types: ClassVar[frozenset[str]] = frozenset(
+        {"phoneAuth", "payment_initiation", "approval"}
+    )
 
     def __init__(
         self,
@@ -208,14 +223,11 @@ class BankIDConnector(BaseConnector):
     async def start(self, request: StartRequest) -> Started:
         """Start an order for the hinted personal number; refuse with a ConnectorError."""
         pnr = self._personal_number(request.login_hint)
-        body = self._order(request, pnr)
-        endpoint = "auth" if isinstance(body, AuthRequest) else "phone/auth"
-        log = self._log.bind(pnr=mask(pnr), endpoint=endpoint)
+        sign = plan(request, show_client_name=self.config.show_client_name)
+        body = self._order(request, pnr, sign)
+        log = self._log.bind(pnr=mask(pnr), endpoint=_ENDPOINTS[type(body)])
         try:
-            if isinstance(body, AuthRequest):
-                order = await self._retried(lambda: self._client.auth(body), _never_sent)
-            else:
-                order = await self._retried(lambda: self._client.phone_auth(body), _never_sent)
+            order = await self._retried(lambda: self._client.start(body), _never_sent)
         except BankIDError as exc:
             log.warning(
                 "bankid_start_refused",
@@ -228,33 +240,39 @@ class BankIDConnector(BaseConnector):
             log.warning("bankid_start_failed", error=type(exc).__name__)
             raise UpstreamUnavailable("BankID could not be reached; try again later") from exc
         log.info("bankid_order_started", order_ref=order.order_ref)
-        return Started(
-            session={"orderRef": order.order_ref, "personalNumber": pnr},
-            poll_after=self.config.poll_interval,
-        )
+        session: dict[str, Any] = {"orderRef": order.order_ref, "personalNumber": pnr}
+        if sign is not None:
+            session["sign"] = msgspec.to_builtins(sign)
+        return Started(session=session, poll_after=self.config.poll_interval)
 
-    def _order(self, request: StartRequest, pnr: str) -> AuthRequest | PhoneAuthRequest:
-        """The /phone/auth body when a call initiator is known, else the /auth body."""
-        visible = self._visible_text(request)
+    def _order(self, request: StartRequest, pnr: str, sign: SignPlan | None) -> StartBody:
+        """The /phone/auth body when a call initiator is known, else the /auth body.
+
+        With a sign plan, the same choice between /phone/sign and /sign.
+        """
         pin_code = self.config.pin_code or None
         policies = self.config.certificate_policies or None
         initiator = self._call_initiator(request.authorization_details)
+        data: dict[str, Any] = {"user_visible_data": self._visible_text(request)}
+        if sign is not None:
+            data = {
+                "user_visible_data": sign.visible,
+                "user_visible_data_format": "simpleMarkdownV1",
+                "user_non_visible_data": sign.non_visible,
+            }
         if initiator is None:
-            return AuthRequest(
+            return (SignRequest if sign else AuthRequest)(
                 end_user_ip=self.config.end_user_ip or request.end_user_ip,
                 requirement=Requirement(
                     personal_number=pnr, pin_code=pin_code, certificate_policies=policies
                 ),
-                user_visible_data=visible,
+                **data,
             )
         requirement = None
         if pin_code or policies:
             requirement = PhoneRequirement(pin_code=pin_code, certificate_policies=policies)
-        return PhoneAuthRequest(
-            personal_number=pnr,
-            call_initiator=initiator,
-            requirement=requirement,
-            user_visible_data=visible,
+        return (PhoneSignRequest if sign else PhoneAuthRequest)(
+            personal_number=pnr, call_initiator=initiator, requirement=requirement, **data
         )
 
     def _personal_number(self, hint: LoginHint) -> str:
@@ -325,7 +343,7 @@ class BankIDConnector(BaseConnector):
                 "bankid_collect_failed", order_ref=order_ref, error=type(exc).__name__
             )
             raise UpstreamUnavailable("BankID could not be reached") from exc
-        result = self._outcome(answer)
+        result = self._outcome(answer, session)
         if isinstance(result, Approved) and not _same_person(session, result.identity):
             result = identity_mismatch(self._log, order_ref=order_ref, check="personal_number")
         # A pending order is collected every poll_interval: debug, or 10k pending
@@ -345,14 +363,14 @@ class BankIDConnector(BaseConnector):
             call, self.config.http.retries, predicate=predicate, sleep=self._sleep
         )
 
-    def _outcome(self, answer: CollectResponse) -> PollResult:
+    def _outcome(self, answer: CollectResponse, session: dict[str, Any]) -> PollResult:
         status = answer.status.lower()
         if status == "pending":
             return Pending(hint=answer.hint_code, poll_after=self.config.poll_interval)
         if status == "complete":
             if answer.completion_data is None:
                 return Failed(reason="BankID reported completion without completionData")
-            return self._approved(answer.completion_data)
+            return self._approved(answer.completion_data, session.get("sign"))
         if status == "failed":
             hint = answer.hint_code or ""
             known = _FAILURES.get(hint.lower())
@@ -361,11 +379,18 @@ class BankIDConnector(BaseConnector):
             return Failed(reason=f"Unknown BankID error; please try again ({_safe(hint)}).")
         return Failed(reason=f"BankID answered an unknown status ({_safe(answer.status)}).")
 
-    def _approved(self, data: CompletionData) -> Approved | Failed:
+    def _approved(self, data: CompletionData, sign: dict[str, Any] | None) -> Approved | Failed:
         user = data.user
         pnr = user.personal_number
         if not _TWELVE_DIGITS.fullmatch(pnr):
             return Failed(reason="BankID completed without a valid personal number")
+        evidence = None
+        if sign is not None:
+            checked = verify(data, sign)
+            if isinstance(checked, str):
+                self._log.warning("bankid_signature_rejected", problem=checked)
+                return Failed(reason=checked)
+            evidence = checked
         claims: dict[str, Any] = {}
         if user.name:
             claims["name"] = user.name
@@ -386,6 +411,7 @@ class BankIDConnector(BaseConnector):
                 acr=self.config.acr,
                 amr=self.config.amr,
                 auth_time=int(self._clock()),
+                evidence=evidence,
             )
         )
 

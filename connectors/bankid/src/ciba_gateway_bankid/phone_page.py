@@ -32,6 +32,7 @@ class OrderView(NamedTuple):
     text: str | None
     age_seconds: float
     hint_code: str
+    text_format: str | None = None
 
 
 _STYLE = """
@@ -45,6 +46,8 @@ a{color:#193e4f}
 .card{background:#fff;border-radius:.75rem;padding:1rem;margin:.75rem 0;
 box-shadow:0 1px 3px rgba(0,0,0,.12)}
 .text{white-space:pre-wrap;overflow-wrap:anywhere;font-size:1.1rem;margin:.5rem 0 1rem}
+.line{min-height:1.4em}.line.h1{font-size:1.3rem;font-weight:700}.line.h2{font-weight:700}
+.line.h3{font-style:italic}
 .muted{color:#5b6770;font-size:.85rem}
 .actions{display:flex;gap:.5rem}
 .actions form{flex:1}
@@ -100,6 +103,33 @@ def _describe(order: OrderView) -> str:
     return "Identification" if order.kind == "auth" else "Signing"
 
 
+def _markdown_line(line: str) -> tuple[str, str]:
+    """(css class, text) of one simpleMarkdownV1 line: heading marks and escapes resolved."""
+    level = ""
+    for mark, name in (("### ", "h3"), ("## ", "h2"), ("# ", "h1")):
+        if line.startswith(mark):
+            level, line = name, line[len(mark) :]
+            break
+    out: list[str] = []
+    escaped = False
+    for ch in line:
+        if ch == "\\" and not escaped:
+            escaped = True
+            continue
+        out.append(ch)
+        escaped = False
+    return level, "".join(out)
+
+
+def _visible(text: str, text_format: str | None) -> str:
+    """userVisibleData as the app shows it, one element per line (simpleMarkdownV1 or plain)."""
+    lines = []
+    for line in text.split("\n"):
+        level, shown = _markdown_line(line) if text_format == "simpleMarkdownV1" else ("", line)
+        lines.append(f'<div class="line {level}">{escape(shown)}</div>')
+    return f'<div class="text">{"".join(lines)}</div>'
+
+
 def render_person(personal_number: str, name: str, orders: Sequence[OrderView]) -> str:
     """One person's pending orders, each with Approve and Deny forms."""
     pnr = escape(personal_number)
@@ -107,7 +137,7 @@ def render_person(personal_number: str, name: str, orders: Sequence[OrderView]) 
     for order in orders:
         ref = escape(order.order_ref)
         text = (
-            f'<p class="text">{escape(order.text)}</p>'
+            _visible(order.text, order.text_format)
             if order.text
             else '<p class="muted">(no message from the company)</p>'
         )

@@ -200,8 +200,14 @@ class Order:
     personal_number: str | None
     created_at: float
     text: str | None = None
+    """userVisibleData as received, decoded to text."""
     call_initiator: str | None = None
     end_user_ip: str | None = None
+    text_format: str | None = None
+    """userVisibleDataFormat as received (``simpleMarkdownV1`` or None)."""
+    visible_data: str | None = None
+    non_visible_data: str | None = None
+    """userVisibleData / userNonVisibleData exactly as received (base64)."""
     status: Literal["pending", "complete", "failed"] = "pending"
     hint_code: str = "outstandingTransaction"
     finished_at: float | None = None
@@ -234,6 +240,14 @@ def _decode_text(value: str | None, field: str) -> str | None:
         return base64.b64decode(value, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         raise ValueError(f"{field} is not base64 of UTF-8 text") from None
+
+
+def _text_or_base64(value: str | None) -> str | None:
+    """Decoded userNonVisibleData when it is UTF-8 text, else the base64 as received."""
+    try:
+        return _decode_text(value, "userNonVisibleData")
+    except ValueError:
+        return value
 
 
 def _check_base64(value: str | None, field: str) -> None:
@@ -350,14 +364,14 @@ class BankIDSimulator:
         _check_base64(request.user_non_visible_data, "userNonVisibleData")
         pnr = request.requirement.personal_number if request.requirement else None
         kind: Kind = "sign" if isinstance(request, SignRequest) else "auth"
-        return self._start(kind, pnr, text, end_user_ip=request.end_user_ip)
+        return self._start(kind, pnr, text, request, end_user_ip=request.end_user_ip)
 
     def _phone(self, request: PhoneAuthRequest | PhoneSignRequest) -> Reply:
         text = _decode_text(request.user_visible_data, "userVisibleData")
         _check_base64(request.user_non_visible_data, "userNonVisibleData")
         kind: Kind = "phone/sign" if isinstance(request, PhoneSignRequest) else "phone/auth"
         return self._start(
-            kind, request.personal_number, text, call_initiator=request.call_initiator
+            kind, request.personal_number, text, request, call_initiator=request.call_initiator
         )
 
     def _start(
@@ -365,6 +379,7 @@ class BankIDSimulator:
         kind: Kind,
         pnr: str | None,
         text: str | None,
+        request: AuthRequest | SignRequest | PhoneAuthRequest | PhoneSignRequest,
         *,
         end_user_ip: str | None = None,
         call_initiator: str | None = None,
@@ -388,6 +403,9 @@ class BankIDSimulator:
             text=text,
             call_initiator=call_initiator,
             end_user_ip=end_user_ip,
+            text_format=request.user_visible_data_format,
+            visible_data=request.user_visible_data,
+            non_visible_data=request.user_non_visible_data,
         )
         self.orders[order.order_ref] = order
         if pnr is not None:
@@ -518,13 +536,18 @@ class BankIDSimulator:
             given_name=persona.given_name if persona else "Test",
             surname=persona.surname if persona else "Person",
         )
-        visible = base64.b64encode((order.text or "").encode()).decode()
+        visible = order.visible_data or ""
+        hidden = (
+            f"<usrNonVisibleData>{order.non_visible_data}</usrNonVisibleData>"
+            if order.non_visible_data
+            else ""
+        )
         func = "Signing" if order.kind.endswith("sign") else "Identification"
         signature = (
             '<?xml version="1.0" encoding="UTF-8"?>'
             '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><Object>'
             '<bankIdSignedData xmlns="http://www.bankid.com/signature/v1.0.0/types">'
-            f"<usrVisibleData>{visible}</usrVisibleData>"
+            f"<usrVisibleData>{visible}</usrVisibleData>{hidden}"
             f"<clientInfo><funcId>{func}</funcId></clientInfo>"
             "</bankIdSignedData></Object><!-- simulated, not signed --></Signature>"
         )
@@ -604,6 +627,9 @@ class BankIDSimulator:
                     "personalNumber": o.personal_number,
                     "status": o.status,
                     "hintCode": o.hint_code,
+                    "text": o.text,
+                    "textFormat": o.text_format,
+                    "nonVisibleData": _text_or_base64(o.non_visible_data),
                 }
                 for o in self.orders.values()
             ],

@@ -127,7 +127,15 @@ async def phone_person(state: State, personal_number: FromPath[str]) -> Response
     persona = sim.personas.get(personal_number)
     now = sim.clock()
     views = [
-        OrderView(o.order_ref, o.kind, o.call_initiator, o.text, now - o.created_at, o.hint_code)
+        OrderView(
+            o.order_ref,
+            o.kind,
+            o.call_initiator,
+            o.text,
+            now - o.created_at,
+            o.hint_code,
+            o.text_format,
+        )
         for o in sim.pending(personal_number)
     ]
     name = persona.full_name if persona else "Unknown person (no BankID)"
