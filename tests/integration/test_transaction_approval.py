@@ -18,7 +18,7 @@ from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
 from ciba_gateway.connector.details import digest
-from tests.integration.conftest import Harness, config_yaml
+from tests.integration.conftest import SECRET, Harness, config_yaml
 
 KARL = "ssn:199001011239"
 TOLVAN = "ssn:191212121212"
@@ -64,7 +64,7 @@ async def approve(harness: Harness, details: list[dict[str, Any]]) -> dict[str, 
 
 
 async def test_tokens_and_userinfo_carry_the_approved_details(audited: Harness) -> None:
-    """RFC 9396 section 7: token response, ID token and userinfo name the same details."""
+    """RFC 9396 7 and 9.2: token response, ID token, userinfo, introspection: same details."""
     body = await approve(audited, [PAYMENT])
     expected_digest = digest([PAYMENT])
 
@@ -78,6 +78,14 @@ async def test_tokens_and_userinfo_carry_the_approved_details(audited: Harness) 
     )
     assert info.json()["authorization_details"] == [PAYMENT]
     assert info.json()["authorization_details_digest"] == expected_digest
+    introspected = await audited.client.post(
+        "/acme/introspect",
+        data={"token": body["access_token"]},
+        auth=("callcenter", SECRET),
+    )
+    assert introspected.json()["active"] is True
+    assert introspected.json()["authorization_details"] == [PAYMENT]
+    assert introspected.json()["authorization_details_digest"] == expected_digest
 
 
 async def test_one_byte_changes_the_digest_in_the_token(audited: Harness) -> None:

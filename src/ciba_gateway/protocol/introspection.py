@@ -10,10 +10,12 @@ Introspection answers ``{"active": false}`` for anything unknown, expired,
 revoked or of another tenant, and for an active token ``scope``, ``client_id``,
 ``token_type``, ``sub``, ``iss``, ``exp``, ``iat`` and, for a certificate-bound
 token, ``cnf: {"x5t#S256"}`` so the resource server can check the binding
-(RFC 8705 3.2). Revocation answers 200 with an empty object whether or not the
-token was known (RFC 7009 2.2), but a token issued to another client is
-refused with ``unauthorized_client`` and left alone (2.1: the server "verifies
-whether the token was issued to the client making the revocation request").
+(RFC 8705 3.2), and the approved ``authorization_details`` with their digest
+(RFC 9396 section 9.2) when the request carried some. Revocation answers 200
+with an empty object whether or not the token was known (RFC 7009 2.2), but a
+token issued to another client is refused with ``unauthorized_client`` and left
+alone (2.1: the server "verifies whether the token was issued to the client
+making the revocation request").
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from ciba_gateway.protocol.token import access_record, drop_access_token
 __all__ = ["introspect", "revoke"]
 
 INACTIVE: dict[str, Any] = {"active": False}
+APPROVED_CLAIMS = ("authorization_details", "authorization_details_digest")
 
 
 async def _caller_and_token(
@@ -74,6 +77,9 @@ async def introspect(
     }
     if record.x5t is not None:
         body["cnf"] = {"x5t#S256": record.x5t}
+    for name in APPROVED_CLAIMS:  # RFC 9396 section 9.2
+        if name in record.claims:
+            body[name] = record.claims[name]
     return body, client
 
 
