@@ -38,13 +38,16 @@ async def no_lookup(ref: str) -> StartRequest | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def client_key() -> dict[str, Any]:
     return generate_private_jwk("ES256", "gw-key-1")
 
 
-@pytest.fixture
-def op(tmp_path: Path, client_key: dict[str, Any]) -> Iterator[TestOp]:
+@pytest.fixture(scope="module")
+def op_process(
+    tmp_path_factory: pytest.TempPathFactory, client_key: dict[str, Any]
+) -> Iterator[TestOp]:
+    """One provider per test module (node starts in about a second)."""
     clients = [
         ciba_client("gw-basic", client_secret=SECRET),
         ciba_client(
@@ -63,10 +66,17 @@ def op(tmp_path: Path, client_key: dict[str, Any]) -> Iterator[TestOp]:
             jwks={"keys": [public(client_key)]},
         ),
     ]
-    provider = TestOp(tmp_path, free_port(), clients)
+    provider = TestOp(tmp_path_factory.mktemp("op"), free_port(), clients)
     provider.start()
     yield provider
     provider.stop()
+
+
+@pytest.fixture
+async def op(op_process: TestOp) -> TestOp:
+    """The module's provider, its pending list emptied for this test."""
+    await op_process.reset()
+    return op_process
 
 
 @pytest.fixture

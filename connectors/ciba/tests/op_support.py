@@ -115,6 +115,10 @@ class TestOp:
                 await asyncio.sleep(0.05)
         return waiting[0]
 
+    async def reset(self) -> None:
+        """Forget the pending list, so the next test sees only its own requests."""
+        await self._admin("POST", "reset")
+
     async def decide(self, auth_req_id: str, decision: str, expect: int = 200) -> Any:
         """The person approves or denies on their device (500: the provider's ping failed)."""
         body = {"auth_req_id": auth_req_id, "decision": decision}

@@ -64,7 +64,8 @@ class Wire(httpx.AsyncBaseTransport):
         body = json.loads(await response.aread())
         token = extract_compact(body["id_token"].encode())
         header, claims = self.rewrite(dict(token.protected), json.loads(token.payload))
-        body["id_token"] = jwt.encode(header, claims, import_key(self.signer or self.op.keys[0]))
+        key = import_key(self.signer or self.op.keys[0])
+        body["id_token"] = jwt.encode(header, claims, key, algorithms=[header["alg"]])
         return httpx.Response(200, json=body)
 
     async def aclose(self) -> None:
@@ -222,17 +223,48 @@ def _other_iss(header: dict[str, Any], claims: dict[str, Any]) -> Any:
     return header, {**claims, "iss": "https://evil.example"}
 
 
+def _two_audiences(header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    return header, {**claims, "aud": [claims["aud"], "someone-else"]}
+
+
+def _foreign_azp(header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    return header, {**claims, "azp": "someone-else"}
+
+
+def _future_iat(header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    return header, {**claims, "iat": int(time.time()) + 600}
+
+
+def _hmac(header: dict[str, Any], claims: dict[str, Any]) -> Any:
+    return {**header, "alg": "HS256"}, claims
+
+
 @pytest.mark.parametrize(
     ("rewrite", "reason"),
     [
         (_wrong_key, "signature"),
+        (_hmac, "alg"),
+        (_two_audiences, "azp"),
+        (_foreign_azp, "azp"),
+        (_future_iat, "iat"),
         (_other_aud, "aud"),
         (_other_iss, "iss"),
         (_expired, "exp"),
         (_other_auth_req_id, "auth_req_id"),
         (_bad_at_hash, "at_hash"),
     ],
-    ids=["wrong-key", "wrong-aud", "wrong-iss", "expired", "other-auth_req_id", "at_hash"],
+    ids=[
+        "wrong-key",
+        "hmac",
+        "two-aud-no-azp",
+        "foreign-azp",
+        "future-iat",
+        "wrong-aud",
+        "wrong-iss",
+        "expired",
+        "other-auth_req_id",
+        "at_hash",
+    ],
 )
 async def test_tampered_id_token_is_refused(
     make_connector: ConnectorFactory, op: TestOp, rewrite: Rewrite, reason: str
@@ -243,6 +275,9 @@ async def test_tampered_id_token_is_refused(
     if rewrite is _wrong_key:
         # Same kid, another key: what a forger without the provider's key can do.
         wire.signer = generate_private_jwk("RS256", op.keys[0]["kid"])
+    if rewrite is _hmac:
+        # HS256 over a secret the forger picks: refused before any key is tried.
+        wire.signer = {"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}
     wire.rewrite = rewrite
 
     result = await approved_flow(connector, op)

@@ -10,6 +10,7 @@
 //   GET  /admin/pending            the pending requests (auth_req_id, login_hint, ...)
 //   POST /admin/decide {auth_req_id, decision: "approve" | "deny"}
 //   POST /admin/rotate {jwks}      replace the signing keys (a key rotation upstream)
+//   POST /admin/reset              forget the pending list (between tests)
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
@@ -103,6 +104,9 @@ async function admin(req, res) {
   try {
     if (req.method === 'GET' && req.url === '/admin/pending') {
       [status, body] = [200, [...pending.values()]];
+    } else if (req.method === 'POST' && req.url === '/admin/reset') {
+      pending.clear();
+      [status, body] = [200, { reset: true }];
     } else if (req.method === 'POST' && req.url === '/admin/decide') {
       [status, body] = await decide(await readJson(req));
     } else if (req.method === 'POST' && req.url === '/admin/rotate') {
