@@ -134,6 +134,7 @@ def gateway_yaml(
                         "name": CLIENT_NAME,
                         "auth": {"method": "client_secret_basic", "secret": SECRET},
                         "scopes": ["openid", "phone", "profile"],
+                        "authorization_details_types": ["payment_initiation", "approval"],
                     },
                     {
                         "client_id": "branch",

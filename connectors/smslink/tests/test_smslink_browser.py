@@ -26,19 +26,23 @@ from smslink_support import CIBA, KNOWN, SECRET, gateway_yaml, sms_connector
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
+from ciba_gateway.connector.details import sections
+from ciba_gateway.connector.testing import chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 BINDING = "Pay 100 EUR to shop 42"
+PAYMENT = {
+    "type": "payment_initiation",
+    "instructedAmount": {"currency": "EUR", "amount": "1250"},
+    "creditorName": "Shop <42> & *Sons*",
+    "creditorAccount": {"iban": "DE02100100109307118603"},
+    "remittanceInformationUnstructured": "Order 42",
+}
+APPROVAL = {
+    "type": "approval",
+    "title": "Agent: renew contract",
+    "text": "Your assistant wants to renew the phone contract.",
+    "fields": [{"label": "Monthly fee", "value": "199 SEK"}],
+}
 
 
 @dataclass
@@ -48,15 +52,12 @@ class LiveGateway:
     http: httpx.AsyncClient
     outbox: Path
 
-    async def bc_authorize(self) -> str:
+    async def bc_authorize(self, details: list[dict[str, Any]] | None = None) -> str:
+        data = {"scope": "openid phone", "login_hint": f"tel:{KNOWN}", "binding_message": BINDING}
+        if details is not None:
+            data["authorization_details"] = json.dumps(details)
         response = await self.http.post(
-            "/acme/bc-authorize",
-            data={
-                "scope": "openid phone",
-                "login_hint": f"tel:{KNOWN}",
-                "binding_message": BINDING,
-            },
-            auth=("callcenter", SECRET),
+            "/acme/bc-authorize", data=data, auth=("callcenter", SECRET)
         )
         assert response.status_code == 200, response.text
         return str(response.json()["auth_req_id"])
@@ -116,30 +117,9 @@ async def live(tmp_path: Path) -> AsyncIterator[LiveGateway]:
 
 
 @pytest.fixture
-def chromium_path() -> Path:
-    """The system Chromium; its absence fails (never skips) the browser tests."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"Chromium is required at {CHROMIUM} for the browser tests: "
-            "install it with `apt-get install -y chromium`"
-        )
-    return CHROMIUM
-
-
-@pytest.fixture
-async def browser(chromium_path: Path) -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.fail("the browser tests need Playwright for Python: `pip install playwright`")
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(chromium_path), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+async def browser() -> AsyncIterator[Any]:
+    async with chromium() as launched:
+        yield launched
 
 
 async def _open_link(browser: Any, link: str) -> tuple[Any, list[str]]:
@@ -195,3 +175,39 @@ async def test_browser_decline_gives_access_denied(live: LiveGateway, browser: A
     assert [e for e in errors if "410" not in e] == []
     assert tokens.status_code == 400
     assert tokens.json()["error"] == "access_denied"
+
+
+async def test_browser_shows_the_details_table_above_the_buttons(
+    live: LiveGateway, browser: Any
+) -> None:
+    """Chromium reads back one table per detail, as the renderer lays them out; approve."""
+    from playwright.async_api import expect
+
+    auth_req_id = await live.bc_authorize([PAYMENT, APPROVAL])
+    page, errors = await _open_link(browser, live.last_link())
+
+    shown = []
+    for block in await page.locator("#details section").all():
+        title = await block.locator(".caption").text_content()
+        about = await block.locator(".about").all_text_contents()
+        rows = [
+            (await row.locator("th").text_content(), await row.locator("td").text_content())
+            for row in await block.locator("tr").all()
+        ]
+        shown.append((title, about[0] if about else None, tuple(rows)))
+    expected = [(s.title, s.text, s.rows) for s in sections([PAYMENT, APPROVAL], None)]
+    assert shown == expected
+    assert ("Amount", "1 250.00 EUR") in shown[0][2]
+    table_bottom = await page.locator("#details").bounding_box()
+    approve = page.get_by_role("button", name="Approve")
+    button_top = await approve.bounding_box()
+    assert table_bottom is not None and button_top is not None
+    assert table_bottom["y"] + table_bottom["height"] <= button_top["y"]
+    await expect(page.locator("h1")).to_have_text("Approve this request")
+    await approve.click()
+    await expect(page.locator("h1")).to_have_text("Approved")
+    tokens = await live.token(auth_req_id)
+
+    assert errors == []
+    claims = await live.claims(tokens.json()["id_token"])
+    assert claims["authorization_details"] == [PAYMENT, APPROVAL]

@@ -27,6 +27,7 @@ from ciba_gateway.connector import (
     ConnectorDeps,
     ConnectorError,
     Denied,
+    Evidence,
     Failed,
     Identity,
     InvalidHint,
@@ -38,6 +39,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
     UserNotFound,
+    details,
     identity_mismatch,
 )
 from ciba_gateway_smslink import page
@@ -94,6 +96,7 @@ class SmsLinkConnector(BaseConnector):
 
     Config = Config
     login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"tel"})
+    authorization_details_types: ClassVar[frozenset[str]] = details.TYPED_DETAILS
 
     def __init__(
         self,
@@ -242,6 +245,7 @@ class SmsLinkConnector(BaseConnector):
             binding_message=pending.binding_message,
             masked_number=mask_number(pending.login_hint.value),
             csrf=csrf_token(record, digest),
+            sections=tuple(details.sections(pending.authorization_details, None)),
         )
 
     def _same_origin(self, request: CallbackRequest) -> bool:
@@ -308,4 +312,22 @@ class SmsLinkConnector(BaseConnector):
             acr=self.config.acr,
             amr=("sms",),
             auth_time=int(now),
+            evidence=_page_evidence(pending),
         )
+
+
+def _page_evidence(pending: StartRequest) -> Evidence | None:
+    """What the approval page showed, for the audit trail (no upstream signs it)."""
+    if not details.typed(pending.authorization_details):
+        return None
+    shown = details.render(
+        pending.authorization_details,
+        client_name=pending.client_name,
+        binding_message=pending.binding_message,
+    )
+    return Evidence(
+        kind="smslink-page",
+        text_sha256=hashlib.sha256(shown.text.encode()).hexdigest(),
+        details_digest=details.digest(pending.authorization_details),
+        checks=("page shown", "form token", "single use"),
+    )

@@ -12,7 +12,7 @@ import base64
 import hashlib
 from html import escape
 
-from ciba_gateway.connector import CallbackResponse
+from ciba_gateway.connector import CallbackResponse, details
 
 __all__ = [
     "SECURITY_HEADERS",
@@ -38,6 +38,12 @@ _STYLE = (
     "button{flex:1;font-size:1.05rem;padding:.9rem;border:0;border-radius:.6rem;cursor:pointer}"
     ".approve{background:#0b5c3b;color:#fff}.decline{background:#dde2e6;color:#111c24}"
     ".muted{color:#5a6772;font-size:.85rem}"
+    "table{width:100%;border-collapse:collapse;margin:0 0 .5rem}"
+    ".caption{font-size:1.1rem;margin:.25rem 0 .4rem}"
+    "th,td{text-align:left;vertical-align:top;padding:.35rem 0;border-top:1px solid #e3e7ea;"
+    "overflow-wrap:anywhere}"
+    "th{color:#5a6772;font-weight:400;width:38%;padding-right:.75rem}"
+    ".about{margin:0 0 .5rem;overflow-wrap:anywhere}"
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 
@@ -66,10 +72,30 @@ def _page(status: int, title: str, body: str) -> CallbackResponse:
     return CallbackResponse(status=status, body=html, headers=dict(SECURITY_HEADERS))
 
 
+def _details_card(sections: tuple[details.Section, ...]) -> str:
+    """The authorization_details as one titled table per entry (the renderer's sections)."""
+    parts = []
+    for section in sections:
+        title = f'<h2 class="caption">{escape(section.title)}</h2>' if section.title else ""
+        about = f'<p class="about">{escape(section.text)}</p>' if section.text else ""
+        rows = "".join(
+            f'<tr><th scope="row">{escape(label)}</th><td>{escape(value)}</td></tr>'
+            for label, value in section.rows
+        )
+        table = f"<table>{rows}</table>" if rows else ""
+        parts.append(f'<section class="detail">{title}{about}{table}</section>')
+    return f'<div class="card" id="details">{"".join(parts)}</div>'
+
+
 def approval_page(
-    *, client_name: str, binding_message: str | None, masked_number: str, csrf: str
+    *,
+    client_name: str,
+    binding_message: str | None,
+    masked_number: str,
+    csrf: str,
+    sections: tuple[details.Section, ...] = (),
 ) -> CallbackResponse:
-    """The confirmation page: who asks, what for, and Approve / Decline."""
+    """The confirmation page: who asks, what for (details as tables), and Approve / Decline."""
     message = (
         f'<p class="label">Message</p><p class="value" id="binding-message">'
         f"{escape(binding_message)}</p>"
@@ -82,6 +108,7 @@ def approval_page(
         f"{message}"
         f'<p class="label">Sent to</p><p class="value">{escape(masked_number)}</p>'
         "</div>"
+        f"{_details_card(sections) if sections else ''}"
         "<p>Approve only if you started this yourself and the message matches what you see "
         "on the other screen.</p>"
         '<form method="post" class="actions">'
@@ -90,7 +117,7 @@ def approval_page(
         '<button class="decline" type="submit" name="decision" value="decline">Decline</button>'
         "</form>"
     )
-    return _page(200, "Confirm your sign-in", body)
+    return _page(200, "Approve this request" if sections else "Confirm your sign-in", body)
 
 
 def decided(approved: bool) -> CallbackResponse:
