@@ -50,6 +50,8 @@ class Wire(httpx.AsyncBaseTransport):
         self.rewrite: Rewrite | None = None
         self.signer: dict[str, Any] | None = None
         """The private JWK that signs rewritten tokens (default: the provider's own)."""
+        self.userinfo_sub: str | None = None
+        """A ``sub`` written into userinfo answers."""
         self.faults: dict[str, list[int]] = {}
         """Path -> statuses answered instead of the provider, one per request."""
 
@@ -59,6 +61,9 @@ class Wire(httpx.AsyncBaseTransport):
             status = self.faults[request.url.path].pop(0)
             return httpx.Response(status, json={"error": "server_error"} if status >= 500 else {})
         response = await self.inner.handle_async_request(request)
+        if self.userinfo_sub is not None and request.url.path == "/me":
+            body = json.loads(await response.aread())
+            return httpx.Response(response.status_code, json={**body, "sub": self.userinfo_sub})
         if self.rewrite is None or request.url.path != "/token" or response.status_code != 200:
             return response
         body = json.loads(await response.aread())
@@ -197,6 +202,10 @@ async def test_someone_else_is_refused(make_connector: ConnectorFactory, op: Tes
 
     assert isinstance(result, Failed)
     assert "another national id" in result.reason
+
+
+def _without(claims: dict[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in claims.items() if key != name}
 
 
 def _wrong_key(header: dict[str, Any], claims: dict[str, Any]) -> Any:
@@ -342,3 +351,31 @@ async def test_unreachable_upstream_is_unavailable(make_connector: ConnectorFact
     connector = make_connector(issuer=f"http://127.0.0.1:{free_port()}", http={"retries": 2})
     with pytest.raises(UpstreamUnavailable):
         await connector.start(start_request(OLA))
+
+
+async def test_userinfo_fills_claims_with_the_same_sub(
+    make_connector: ConnectorFactory, op: TestOp
+) -> None:
+    """With userinfo on, a claim the ID token lacks comes from the provider's userinfo."""
+    wire = Wire(op)
+    # The ID token arrives without family_name (re-signed with the provider's own key).
+    wire.rewrite = lambda header, claims: (header, _without(claims, "family_name"))
+    connector = make_connector(transport=wire, userinfo=True)
+
+    result = await approved_flow(connector, op)
+
+    assert isinstance(result, Approved), result
+    assert wire.paths["/me"] == 1
+    assert result.identity.claims["family_name"] == "Nordmann"
+
+
+async def test_userinfo_of_another_sub_fails(make_connector: ConnectorFactory, op: TestOp) -> None:
+    """A userinfo answer about another subject is not used: the request fails."""
+    wire = Wire(op)
+    wire.userinfo_sub = "someone-else"
+    connector = make_connector(transport=wire, userinfo=True)
+
+    result = await approved_flow(connector, op)
+
+    assert isinstance(result, Failed)
+    assert "userinfo sub" in result.reason

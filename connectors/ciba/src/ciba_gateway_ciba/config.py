@@ -98,6 +98,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Seconds between polls when the upstream's answer has no ``interval`` (CIBA's default: 5)."""
     clock_skew: Annotated[int, Meta(ge=0, le=600)] = 60
     """Seconds of clock difference tolerated on the ID token's ``exp`` and ``iat``."""
+    userinfo: bool = False
+    """Also read the userinfo endpoint with the access token; its claims fill those the
+    ID token lacks (its ``sub`` must be the ID token's)."""
     require_at_hash: bool = False
     """Refuse an ID token without ``at_hash`` (it is always checked when present)."""
     discovery_ttl: Annotated[float, Meta(ge=10)] = 3600.0

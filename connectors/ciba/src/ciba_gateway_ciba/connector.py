@@ -265,14 +265,16 @@ class CibaConnector(BaseConnector):
                 access_token=tokens.access_token,
                 require_at_hash=self.config.require_at_hash,
             )
+            if self.config.userinfo:
+                claims = await self._with_userinfo(claims, tokens.access_token)
             identity = to_identity(claims, self.config.identity, self.deps.clock())
         except (InvalidIdToken, MappingError, UpstreamProtocolError) as exc:
             self._log.warning("ciba_id_token_refused", reason=str(exc))
             return Failed(reason=f"the upstream's answer failed verification: {exc}")
         except httpx.HTTPError as exc:
-            # The grant is consumed: there is no second chance to fetch the keys.
-            self._log.warning("ciba_jwks_failed", error=type(exc).__name__)
-            return Failed(reason="the upstream's keys could not be fetched to verify its answer")
+            # The grant is consumed: there is no second chance to fetch keys or userinfo.
+            self._log.warning("ciba_jwks_or_userinfo_failed", error=type(exc).__name__)
+            return Failed(reason="the upstream's keys or userinfo could not be fetched")
         hint = _hint_of(session)
         mismatch = hint_mismatch(identity, hint)
         if mismatch is not None:
@@ -280,6 +282,14 @@ class CibaConnector(BaseConnector):
             return Failed(reason=mismatch)
         self._log.info("ciba_upstream_approved")
         return Approved(identity=identity)
+
+    async def _with_userinfo(self, claims: dict[str, Any], access_token: str) -> dict[str, Any]:
+        """The ID token's claims plus the userinfo claims it lacks (same ``sub`` only)."""
+        extra = await self.provider.userinfo(access_token)
+        # OIDC Core 5.3.2: the userinfo sub must be the ID token's, or it is not used.
+        if extra.get("sub") != claims.get("sub"):
+            raise UpstreamProtocolError("the userinfo sub is not the ID token's")
+        return {**extra, **claims}
 
     # --- ping ---------------------------------------------------------------
 

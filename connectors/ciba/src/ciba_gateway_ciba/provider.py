@@ -9,6 +9,7 @@ the cached JWKS triggers one immediate re-fetch (the provider rotated its keys).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import msgspec
@@ -104,9 +105,19 @@ class Provider:
         self._keys = (now, keys)
         return keys
 
-    async def _get(self, url: str) -> Answer:
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        """The userinfo claims for ``access_token`` (OIDC Core 5.3; JSON answers only)."""
+        metadata = await self.metadata()
+        if not metadata.userinfo_endpoint:
+            raise UpstreamProtocolError("discovery names no userinfo_endpoint")
+        headers = {"Authorization": f"Bearer {access_token}"}
+        answer = await self._get(metadata.userinfo_endpoint, headers=headers)
+        claims = decode(answer.body, dict[str, Any])
+        return claims
+
+    async def _get(self, url: str, headers: dict[str, str] | None = None) -> Answer:
         answer = await call_with_retries(
-            lambda: exchange(self._client, "GET", url), self._http.retries
+            lambda: exchange(self._client, "GET", url, headers=headers), self._http.retries
         )
         if answer.status != 200:
             raise UpstreamProtocolError(f"GET {url} answered {answer.status}")

@@ -44,6 +44,7 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     token_endpoint: str
     jwks_uri: str
     backchannel_authentication_endpoint: str
+    userinfo_endpoint: str | None = None
     backchannel_token_delivery_modes_supported: tuple[str, ...] = ()
     id_token_signing_alg_values_supported: tuple[str, ...] = ("RS256",)
     token_endpoint_auth_methods_supported: tuple[str, ...] = ("client_secret_basic",)
