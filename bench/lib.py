@@ -95,6 +95,7 @@ def gateway_yaml(
     issuer: http://127.0.0.1:{port}/{tid}
     keys: [{{kid: {tid}-1, alg: {alg}, file: {workdir}/keys/{tid}-1.jwk, generate: true}}]
     subject: {{salt: "bench-subject-salt-0123456789"}}
+    start_limits: {{per_client: null, per_login_hint: null}}  # a load test is the abuse
     lifetimes: {{auth_request: 3600, auth_request_max: 3600, id_token: 300, access_token: 600,
                 poll_interval: 1}}
     connectors:

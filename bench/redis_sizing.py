@@ -225,6 +225,7 @@ tenants:
     issuer: http://gateway.local/bank
     keys: [{{kid: k1, alg: ES256, file: {tmp}/k1.jwk, generate: true}}]
     subject: {{salt: "sizing-subject-salt-0123456789"}}
+    start_limits: {{per_client: null, per_login_hint: null}}
     lifetimes: {{auth_request: 120, poll_interval: 5}}
     connectors:
       example:

@@ -38,6 +38,7 @@ from ciba_gateway.metrics import Metrics
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.protocol.push import PushHooks
+from ciba_gateway.protocol.quota import StartLimiter
 from ciba_gateway.store.base import Store
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.tokens import TenantKeys, load_tenant_keys
@@ -130,6 +131,7 @@ class Runtime:
         self.connectors: dict[str, dict[str, Connector]] = {}
         self.http: httpx.AsyncClient | None = None
         self.jwks_cache: JwksCache | None = None
+        self.start_limiter = StartLimiter.for_store(config.store)
 
     @property
     def gateway(self) -> Gateway:
@@ -153,6 +155,7 @@ class Runtime:
             engine=self.engine,
             jwks_cache=self.jwks_cache,
             clock=self.clock,
+            start_limiter=self.start_limiter,
         )
 
     def connector(self, tenant_id: str, name: str) -> Connector | None:
@@ -196,6 +199,7 @@ class Runtime:
         await _close_all(self.connectors)
         if self.http is not None:
             await self.http.aclose()
+        await self.start_limiter.aclose()
         await self.store.close()
         self.audit.close()
 

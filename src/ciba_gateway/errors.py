@@ -16,7 +16,7 @@ Exception tree::
     |   +-- InvalidClientError            401 invalid_client
     |   +-- AccessDeniedError             403 at bc-authorize, 400 at the token endpoint
     |   +-- AuthorizationPendingError     400 authorization_pending      (CIBA Core 11)
-    |   +-- SlowDownError                 400 slow_down
+    |   +-- SlowDownError                 400 slow_down; 429 at bc-authorize over a start limit
     |   +-- ExpiredTokenError             400 expired_token
     |   +-- InvalidGrantError             400 invalid_grant
     |   +-- UnsupportedGrantTypeError     400 unsupported_grant_type

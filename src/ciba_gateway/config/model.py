@@ -13,6 +13,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+import limits
 import msgspec
 from msgspec import Meta
 
@@ -239,6 +240,35 @@ class ClientAuth(Base, kw_only=True):
                 raise ValueError(f"signing_alg must be one of {', '.join(allowed)}")
 
 
+def _check_rate(value: str | None, name: str) -> None:
+    if value is None:
+        return
+    try:
+        limits.parse(value)
+    except ValueError:
+        raise ValueError(
+            f"{name} must be a rate like 60/minute or 5 per 10 minutes, got {value!r}"
+        ) from None
+
+
+class StartLimits(Base, kw_only=True):
+    """Abuse limits on starting flows at bc-authorize (docs/security.md).
+
+    Rates in ``limits`` notation (``60/minute``, ``5 per 10 minutes``); ``null``
+    means no limit. Over a limit bc-authorize answers 429 ``slow_down`` with
+    ``Retry-After``.
+    """
+
+    per_client: str | None = "120/minute"
+    """Starts one client may make (one upstream order each)."""
+    per_login_hint: str | None = "5 per 5 minutes"
+    """Starts for one person (one login hint), whichever client asks."""
+
+    def __post_init__(self) -> None:
+        _check_rate(self.per_client, "per_client")
+        _check_rate(self.per_login_hint, "per_login_hint")
+
+
 class ClientConfig(Base, kw_only=True):
     """A relying party of a tenant."""
 
@@ -258,6 +288,8 @@ class ClientConfig(Base, kw_only=True):
     """RFC 8705 section 3: bind access tokens to the client's TLS certificate."""
     authorization_details_types: tuple[Identifier, ...] = ()
     """RFC 9396 types this client may send; any other type is invalid_authorization_details."""
+    start_limits: StartLimits | None = None
+    """Replaces the tenant's ``start_limits`` for this client (both rates)."""
     grant_types: tuple[GrantType, ...] = (CIBA_GRANT,)
     """RFC 7591 ``grant_types``. ``[]`` registers a resource server that only
     introspects and revokes tokens (``unauthorized_client`` at bc-authorize and the
@@ -396,6 +428,8 @@ class TenantConfig(Base, kw_only=True):
     """Algs accepted for request objects, private_key_jwt and login_hint_token."""
     allow_http_loopback_notifications: bool = False
     mtls: MtlsConfig | None = None
+    start_limits: StartLimits = StartLimits()
+    """Abuse limits on bc-authorize starts per client and per login hint."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.issuer)

@@ -396,6 +396,14 @@ async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
     return body
 
 
+async def check_start_limits(req: BackchannelRequest) -> None:
+    """Abuse limits: starts per client and per login hint (429 slow_down, Retry-After)."""
+    limiter = req.gateway.start_limiter
+    if limiter is not None:
+        assert req.hint is not None
+        await limiter.check(req.tenant.config, req.the_client, req.hint)
+
+
 STEPS = (
     authenticate,
     unpack_request_object,
@@ -407,8 +415,10 @@ STEPS = (
     route_request,
     check_authorization_details,
     check_user_code,
+    check_start_limits,
 )
-"""The checks of a backchannel request, in the order they run."""
+"""The checks of a backchannel request, in the order they run; the limits count
+only requests that passed every other check (each would start an upstream order)."""
 
 
 async def authorize(

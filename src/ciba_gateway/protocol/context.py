@@ -15,6 +15,7 @@ from ciba_gateway.connector import Connector
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchors
 from ciba_gateway.protocol.jose import JwksCache
+from ciba_gateway.protocol.quota import StartLimiter
 from ciba_gateway.store.base import ValueStore
 from ciba_gateway.tokens import TenantKeys
 
@@ -76,6 +77,8 @@ class Gateway:
     engine: FlowEngine
     jwks_cache: JwksCache
     clock: Callable[[], float]
+    start_limiter: StartLimiter | None = None
+    """Abuse limits on bc-authorize starts (None: no limits, for embedded tests)."""
     trusted_proxies: TrustedProxies = field(init=False)
 
     def __post_init__(self) -> None:
