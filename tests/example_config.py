@@ -1,8 +1,12 @@
-"""The annotated example configuration and the secrets it needs from the environment."""
+"""The annotated example configuration, the secrets it needs and the files it names."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+from ciba_gateway.connector.testing import issue_test_pki
+from ciba_gateway.tokens import write_private_jwk
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "gateway.example.yaml"
 EXAMPLE_SECRETS = {
@@ -10,3 +14,25 @@ EXAMPLE_SECRETS = {
     "ACME_SUBJECT_SALT": "example-subject-salt-0123456789abcdef",
 }
 """The example has no default secrets: these stand in for the operator's."""
+ETC = "/etc/ciba-gateway/"
+
+
+def example_with_its_files(directory: Path) -> Path:
+    """A copy of the example whose /etc/ciba-gateway/ files exist under ``directory``.
+
+    The signing key is generated as the README says; the BankID RP certificate, its
+    key and the CA come from the connector test kit's throwaway PKI.
+    """
+    etc = directory / "etc"
+    write_private_jwk(etc / "keys" / "acme-2026-1.jwk", "ES256", "acme-2026-1")
+    (etc / "bankid").mkdir(parents=True)
+    pki = issue_test_pki(etc / "bankid")
+    for name, source in (
+        ("rp-cert.pem", pki.client),
+        ("rp-key.pem", pki.client),
+        ("test-root-ca.pem", pki.ca),
+    ):
+        shutil.copy(source, etc / "bankid" / name)
+    copy = directory / "gateway.yaml"
+    copy.write_text(EXAMPLE.read_text().replace(ETC, f"{etc}/"))
+    return copy

@@ -26,7 +26,6 @@ from litestar.handlers import asgi
 from litestar.middleware import DefineMiddleware
 
 from ciba_gateway.audit import AuditTrail
-from ciba_gateway.config.load import load_config
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, load_registry
 from ciba_gateway.errors import ConfigError
@@ -35,6 +34,7 @@ from ciba_gateway.flow.driver import Driver
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.flow.notify import DeliveryPolicy, Notifier
 from ciba_gateway.metrics import Metrics
+from ciba_gateway.preflight import check_config, log_refused
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.protocol.push import PushHooks
@@ -213,15 +213,14 @@ class Runtime:
             log.warning("reload_refused", reason="the app was not started from a config file")
             return False
         try:
-            config = load_config(self.config_path, registry=self.registry)
+            config = check_config(self.config_path, registry=self.registry)
             if config.store != self.config.store:
                 log.error("reload_refused", reason="store settings change needs a restart")
                 return False
             keys = {t.id: load_tenant_keys(t) for t in config.tenants}
             connectors = _build_connectors(config, self.registry, self.engine)
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload_refused", path=problem.path, problem=problem.message)
+            log_refused(log, exc)
             return False
         except Exception as exc:
             log.error("reload_refused", error=type(exc).__name__, detail=str(exc))

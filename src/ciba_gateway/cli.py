@@ -122,17 +122,15 @@ def _keys_generate(args: argparse.Namespace) -> int:
 
 
 def _load(path: str | Path, env: Mapping[str, str] | None = None):
-    from ciba_gateway.config.load import format_problems, load_config
+    from ciba_gateway.config.load import format_problems
     from ciba_gateway.connector import load_registry
     from ciba_gateway.errors import ConfigError
+    from ciba_gateway.preflight import check_config
 
     try:
-        return load_config(path, registry=load_registry(), env=env)
+        return check_config(path, registry=load_registry(), env=env)
     except ConfigError as exc:
-        print(f"{path}: invalid configuration\n{format_problems(exc)}", file=sys.stderr)
-        return None
-    except OSError as exc:
-        print(f"{path}: {exc.strerror}", file=sys.stderr)
+        print(f"{path}: invalid configuration\n{format_problems(exc, path)}", file=sys.stderr)
         return None
 
 

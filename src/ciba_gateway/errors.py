@@ -199,12 +199,19 @@ class ServerError(OAuthError):
 
 
 class ConfigProblem(Exception):
-    """One problem in a configuration file, at a path like ``tenants[0].clients[2].auth``."""
+    """One problem in a configuration file, at a path like ``tenants[0].clients[2].auth``.
 
-    def __init__(self, path: str, message: str) -> None:
+    ``line`` and ``column`` (1-based) locate the path in the YAML file when known.
+    """
+
+    def __init__(
+        self, path: str, message: str, *, line: int | None = None, column: int | None = None
+    ) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
         self.message = message
+        self.line = line
+        self.column = column
 
 
 class ConfigError(GatewayError):

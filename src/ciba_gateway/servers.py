@@ -26,9 +26,9 @@ from typing import Any
 
 import structlog
 
-from ciba_gateway.config.load import load_config
 from ciba_gateway.connector import load_registry
 from ciba_gateway.errors import ConfigError
+from ciba_gateway.preflight import check_config, log_refused
 from ciba_gateway.tokens import load_tenant_keys
 
 __all__ = [
@@ -118,12 +118,11 @@ class ConfigSnapshot:
         """Copy the source over the snapshot if it validates; log every problem if not."""
         try:
             text = self.source.read_text()
-            config = load_config(self.source, registry=load_registry())
+            config = check_config(self.source, registry=load_registry())
             for tenant in config.tenants:
                 load_tenant_keys(tenant)
         except ConfigError as exc:
-            for problem in exc.problems:
-                log.error("reload_refused", path=problem.path, problem=problem.message)
+            log_refused(log, exc)
             return False
         except OSError as exc:
             log.error("reload_refused", problem=str(exc))

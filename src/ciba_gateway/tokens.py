@@ -76,6 +76,7 @@ __all__ = [
     "TokenVerificationError",
     "claims_for_scopes",
     "generate_private_jwk",
+    "key_file_problem",
     "load_tenant_keys",
     "mint_id_token",
     "new_opaque_token",
@@ -292,6 +293,21 @@ def load_tenant_keys(tenant: TenantConfig, *, base_dir: Path | None = None) -> T
     return TenantKeys(loaded)
 
 
+def key_file_problem(cfg: KeyConfig) -> str | None:
+    """Why the key file of ``cfg`` would not load at start, or None (nothing is written).
+
+    A missing file is fine with ``generate: true``: the gateway creates it on start.
+    """
+    path = Path(cfg.file)
+    if cfg.generate and not path.exists():
+        return None
+    try:
+        _load_key(cfg, path)
+    except _KeyProblem as exc:
+        return str(exc)
+    return None
+
+
 def _load_key(cfg: KeyConfig, path: Path) -> SigningKey:
     try:
         text = path.read_text(encoding="utf-8")
@@ -299,7 +315,7 @@ def _load_key(cfg: KeyConfig, path: Path) -> SigningKey:
         if not cfg.generate:
             raise _KeyProblem(
                 f"key {cfg.kid!r}: file {path} does not exist; set generate: true or create it "
-                f"with `ciba-gateway keys generate --alg {cfg.alg} --kid {cfg.kid}`"
+                f"with `ciba-gateway keys generate --alg {cfg.alg} --kid {cfg.kid} --out {path}`"
             ) from None
         text = _create_key_file(cfg, path)
     except OSError as exc:

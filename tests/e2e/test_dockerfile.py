@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.processes import Process, free_port
-from tests.example_config import EXAMPLE_SECRETS
+from tests.example_config import EXAMPLE_SECRETS, example_with_its_files
 
 pytestmark = pytest.mark.process
 
@@ -52,14 +52,14 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
-def test_install_step_in_a_fresh_venv(venv: Path) -> None:
+def test_install_step_in_a_fresh_venv(venv: Path, tmp_path: Path) -> None:
     """The Dockerfile's pip install, run in a new venv, yields a working ciba-gateway command."""
     pip = venv / "bin" / "pip"
     out = subprocess.run(
         [
             str(venv / "bin" / "ciba-gateway"),
             "check-config",
-            str(ROOT / "config/gateway.example.yaml"),
+            str(example_with_its_files(tmp_path)),
         ],
         capture_output=True,
         text=True,

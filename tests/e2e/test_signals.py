@@ -80,11 +80,17 @@ def test_sighup_reload_and_graceful_sigterm(tmp_path: Path) -> None:
         assert reload.returncode == 0
         assert wait_for(lambda: authorize(port, ("newcomer", NEW_SECRET)).status_code == 200)
 
-        path.write_text(config_text(tmp_path, port, NEWCOMER) + "    surprise: 1\n")
+        refused = config_text(tmp_path, port, NEWCOMER).replace(
+            f"file: {tmp_path}/ops-1.jwk, generate: true", f"file: {tmp_path}/absent.jwk"
+        )
+        path.write_text(refused + "    surprise: 1\n")
         gateway.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "reload_refused" in gateway.output())
         assert authorize(port, ("newcomer", NEW_SECRET)).status_code == 200
         assert "surprise" in gateway.output()
+        # The key file is checked in the same pass, with check-config's path style.
+        assert wait_for(lambda: '"path":"tenants[0].keys[0].file"' in gateway.output())
+        assert '"line":7,"column":37' in gateway.output() and "tenants.ops" not in gateway.output()
     finally:
         started = time.monotonic()
         code = gateway.stop()

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.example_config import EXAMPLE_SECRETS
+from tests.example_config import EXAMPLE, EXAMPLE_SECRETS, example_with_its_files
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -24,8 +24,8 @@ def run_check(path: Path, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_broken_config_exits_one_with_every_problem_and_its_path(tmp_path: Path) -> None:
-    """Each problem is one stderr line starting with its YAML path; the exit status is 1."""
-    text = (CONFIG_DIR / "gateway.example.yaml").read_text()
+    """Each problem is one stderr line, FILE:LINE:COLUMN: and its YAML path; exit status 1."""
+    text = example_with_its_files(tmp_path).read_text()
     broken = text.replace("poll_interval: 5", "poll_interval: 0", 1).replace(
         "${ACME_CALLCENTER_SECRET}", "${AUDIT_UNSET_SECRET}", 1
     )
@@ -36,17 +36,22 @@ def test_broken_config_exits_one_with_every_problem_and_its_path(tmp_path: Path)
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert any(line.startswith("tenants[0].lifetimes.poll_interval:") for line in lines)
     assert any(
-        line.startswith("tenants[0].clients[0].auth.secret:") and "AUDIT_UNSET_SECRET" in line
+        line.startswith(f"{path}:21:17: tenants[0].lifetimes.poll_interval:") for line in lines
+    )
+    assert any(
+        line.startswith(f"{path}:38:")
+        and "tenants[0].clients[0].auth.secret:" in line
+        and "AUDIT_UNSET_SECRET" in line
         for line in lines
     ), lines
-    assert any("surprise" in line for line in lines), lines
+    assert any(line.startswith(f"{path}:47:1: ") and "surprise" in line for line in lines), lines
+    assert len(lines) == 3, lines
 
 
 def test_environment_variable_satisfies_the_reference(tmp_path: Path) -> None:
     """The same ${ENV} reference passes once the variable is set."""
-    text = (CONFIG_DIR / "gateway.example.yaml").read_text()
+    text = example_with_its_files(tmp_path).read_text()
     patched = text.replace("${ACME_CALLCENTER_SECRET}", "${AUDIT_SET_SECRET}", 1)
     path = tmp_path / "env.yaml"
     path.write_text(patched)
@@ -54,3 +59,31 @@ def test_environment_variable_satisfies_the_reference(tmp_path: Path) -> None:
     result = run_check(path, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"OK: {path}")
+
+
+def test_the_example_as_shipped_names_every_file_it_lacks() -> None:
+    """Run as the README says (before the files exist), every missing file is a line."""
+    result = run_check(EXAMPLE, env=EXAMPLE_SECRETS)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(": ", 2)[1] for line in lines] == [
+        "tenants[0].keys[0].file",
+        "tenants[0].connectors.bankid.http.client_cert",
+        "tenants[0].connectors.bankid.http.client_key",
+        "tenants[0].connectors.bankid.http.ca_file",
+    ]
+    assert all("does not exist" in line for line in lines)
+
+
+def test_a_file_that_is_not_a_key_is_reported_with_the_rest(tmp_path: Path) -> None:
+    """A broken key file and a broken value of the same file come out of one run."""
+    path = example_with_its_files(tmp_path)
+    (tmp_path / "etc" / "keys" / "acme-2026-1.jwk").write_text("not json")
+    path.write_text(path.read_text().replace("timeout: 10", "timeout: never"))
+    result = run_check(path, env=EXAMPLE_SECRETS)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert "tenants[0].keys[0].file: key 'acme-2026-1':" in lines[0]
+    assert "is not a JSON Web Key" in lines[0]
+    assert "tenants[0].connectors.bankid.http.timeout: expected a number, got text" in lines[1]

@@ -9,17 +9,21 @@ import pytest
 
 from ciba_gateway import demo
 from ciba_gateway.cli_check import check_config_command
-from tests.example_config import EXAMPLE, EXAMPLE_SECRETS
+from tests.example_config import EXAMPLE, EXAMPLE_SECRETS, example_with_its_files
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 SHIPPED = [*sorted(CONFIG_DIR.glob("*.yaml")), demo.config_path()]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_config_is_valid(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """check-config accepts the file (given the example's secrets) and reports its tenants."""
+def test_shipped_config_is_valid(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-config accepts the file (the example with its secrets and files in place)."""
     for name, value in EXAMPLE_SECRETS.items():
         monkeypatch.setenv(name, value)
+    if path == EXAMPLE:
+        path = example_with_its_files(tmp_path)
     out, err = io.StringIO(), io.StringIO()
     assert check_config_command(str(path), out=out, err=err) == 0, err.getvalue()
     assert out.getvalue().startswith("OK:")
@@ -52,6 +56,7 @@ def test_check_config_reports_every_problem_with_its_path(tmp_path: Path) -> Non
     out, err = io.StringIO(), io.StringIO()
     assert check_config_command(str(path), out=out, err=err) == 1
     lines = err.getvalue().strip().splitlines()
-    assert any(line.startswith("tenants[0].clients[0].auth.method:") for line in lines)
-    assert any(line.startswith("tenants[0].lifetimes.poll_interval:") for line in lines)
+    assert any(": tenants[0].clients[0].auth.method: expected one of" in line for line in lines)
+    assert any(": tenants[0].lifetimes.poll_interval: expected" in line for line in lines)
     assert any("surprise" in line for line in lines)
+    assert all(line.startswith(f"{path}:") for line in lines), lines

@@ -197,17 +197,19 @@ tenants:
             ),
             (
                 "tenants[1].id",
-                "expected `str` matching regex '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'",
+                "expected text matching the pattern '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'",
             ),
             ("server", "unknown key 'colour'"),
-            ("server.port", "expected `int` <= 65535"),
+            ("server.port", "expected a whole number <= 65535"),
         }
         assert len(problems) == 6
 
     def test_wrong_container_type_is_reported_in_yaml_words(self) -> None:
         """A scalar where a mapping belongs is reported as an expected mapping."""
         doc = tenant("lifetimes: 5\n")
-        assert problems_of(doc) == [("tenants[0].lifetimes", "expected `mapping`, got `int`")]
+        assert problems_of(doc) == [
+            ("tenants[0].lifetimes", "expected a mapping, got a whole number")
+        ]
 
     def test_empty_document_is_a_problem(self) -> None:
         """An empty file is reported as such, not as a type error."""
@@ -236,8 +238,12 @@ tenants:
         with pytest.raises(ConfigError) as info:
             parse_config(doc, registry=REGISTRY, env={})
         assert format_problems(info.value).splitlines() == [
-            "tenants[0]: unknown key 'bogus'",
             "tenants[0].lifetimes: unknown key 'id_tokn' (did you mean 'id_token'?)",
+            "tenants[0]: unknown key 'bogus'",
+        ]
+        assert format_problems(info.value, "gw.yaml").splitlines() == [
+            "gw.yaml:7:17: tenants[0].lifetimes: unknown key 'id_tokn' (did you mean 'id_token'?)",
+            "gw.yaml:8:5: tenants[0]: unknown key 'bogus'",
         ]
 
 
@@ -290,7 +296,7 @@ class TestStrictYaml:
         )
         hint = " (unquoted yes/no/on/off/true/false are booleans in YAML; quote a string)"
         assert problems_of(doc) == [
-            ("tenants[0].clients[0].name", "expected `str`, got `bool`" + hint),
+            ("tenants[0].clients[0].name", "expected text, got true or false" + hint),
             (
                 "tenants[0].clients[0].delivery_mode",
                 "expected one of poll, ping, push, got False" + hint,
@@ -390,7 +396,7 @@ class TestConnectors:
         )
         assert problems_of(doc) == [
             ("tenants[0].connectors.bank", "unknown key 'retries'"),
-            ("tenants[0].connectors.bank.base_url", "expected `str`, got `int`"),
+            ("tenants[0].connectors.bank.base_url", "expected text, got a whole number"),
             ("tenants[0].connectors.other", "missing required key 'base_url'"),
         ]
 
@@ -413,8 +419,40 @@ class TestPostInit:
             connectors="bank: {type: fake, base_url: x}\n",
         )
         assert problems_of(doc) == [
-            ("tenants[0]", "routes[0].connector 'nope' is not in connectors")
+            ("tenants[0].routes[0].connector", "'nope' is not one of this tenant's connectors")
         ]
+
+    def test_cross_reference_and_structural_problems_in_one_pass(self) -> None:
+        """A typo in the tenant, a bad value and a dangling route are reported together."""
+        doc = tenant(
+            "lifetimez: {}\nlifetimes: {poll_interval: soon}\n"
+            "routes: [{acr: 'urn:x', connector: nope}]\n",
+            connectors="bank: {type: fake, base_url: x}\n",
+        )
+        assert problems_of(doc, env={}) == [
+            ("tenants[0]", "unknown key 'lifetimez' (did you mean 'lifetimes'?)"),
+            ("tenants[0].lifetimes.poll_interval", "expected a whole number, got text"),
+            ("tenants[0].routes[0].connector", "'nope' is not one of this tenant's connectors"),
+        ]
+
+    def test_unset_secret_does_not_hide_the_tenants_rules(self) -> None:
+        """An unset ${VAR} is one problem; the route rule of the same tenant is still checked."""
+        doc = tenant(
+            "routes: [{acr: 'urn:x', connector: nope}]\n",
+            connectors="bank: {type: fake, base_url: x}\n",
+        ).replace(f'"{SALT}"', '"${UNSET_SALT}"')
+        assert problems_of(doc, env={}) == [
+            ("tenants[0].subject.salt", "environment variable UNSET_SALT is not set"),
+            ("tenants[0].routes[0].connector", "'nope' is not one of this tenant's connectors"),
+        ]
+
+    def test_every_problem_has_its_line_and_column(self) -> None:
+        """Problems point at the key (or list item) they are about, 1-based."""
+        doc = tenant("lifetimes: {poll_interval: soon}\nbogus: 1\n")
+        with pytest.raises(ConfigError) as info:
+            parse_config(doc, registry=REGISTRY, env={})
+        located = {(p.path, p.line, p.column) for p in info.value.problems}
+        assert located == {("tenants[0].lifetimes.poll_interval", 7, 17), ("tenants[0]", 8, 5)}
 
     def test_private_key_jwt_without_keys(self) -> None:
         """A nested Struct's __post_init__ error is reported at that Struct's path."""
@@ -452,6 +490,7 @@ class TestCheckConfigCommand:
     def test_ok_prints_tenant_count_and_exits_zero(self, tmp_path: Path) -> None:
         """A valid file prints OK with its tenant count and returns 0."""
         doc = tenant() + tenant().split("tenants:\n", 1)[1].replace("demo", "other")
+        doc = doc.replace("file: k1.jwk", "file: k1.jwk, generate: true")
         path = tmp_path / "gw.yaml"
         path.write_text(doc, encoding="utf-8")
         out, err = io.StringIO(), io.StringIO()
@@ -467,8 +506,11 @@ class TestCheckConfigCommand:
         assert check_config_command(str(path), out=out, err=err) == 1
         assert out.getvalue() == ""
         assert err.getvalue().splitlines() == [
-            "tenants[0]: unknown key 'bogus'",
-            "tenants[0].lifetimes: unknown key 'id_tokn' (did you mean 'id_token'?)",
+            f"{path}:5:22: tenants[0].keys[0].file: key 'k1': file k1.jwk does not exist; set"
+            " generate: true or create it with"
+            " `ciba-gateway keys generate --alg ES256 --kid k1 --out k1.jwk`",
+            f"{path}:7:17: tenants[0].lifetimes: unknown key 'id_tokn' (did you mean 'id_token'?)",
+            f"{path}:8:5: tenants[0]: unknown key 'bogus'",
         ]
 
     def test_default_streams_are_the_process_streams(

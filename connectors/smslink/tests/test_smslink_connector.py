@@ -350,13 +350,13 @@ async def test_http_directory_failures_are_unavailable(
     [
         ({"message_template": "Open {link.__class__}"}, "sms", "may use only"),
         ({"message_template": "Hello {client_name}"}, "sms", "must contain {link}"),
-        ({"message_template": "Open {link} {"}, "sms", "message_template"),
+        ({"message_template": "Open {link} {"}, "sms.message_template", "Single '{'"),
         ({"sender": {"type": "pigeon"}}, "sms", "unknown sender type 'pigeon'"),
-        ({"sender": {"type": "http"}}, "sms.sender", "missing required field `url`"),
+        ({"sender": {"type": "http"}}, "sms.sender", "missing required key 'url'"),
         (
             {"sender": {"type": "http", "url": "https://sms", "auth": {"type": "basic"}}},
             "sms.sender.auth",
-            "`username`",
+            "missing required key 'username'",
         ),
         ({"allowed_prefixes": ["46"]}, "sms", "not an E.164 prefix"),
         ({"directory": {"type": "allow_list", "numbers": ["0701234567"]}}, "sms", "not E.164"),

@@ -54,7 +54,14 @@ from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector.registry import ConnectorRegistry
 from ciba_gateway.errors import ConfigError, ConfigProblem
 
-__all__ = ["StrictLoader", "format_problems", "load_config", "parse_config"]
+__all__ = [
+    "StrictLoader",
+    "format_problems",
+    "load_config",
+    "locate",
+    "parse_config",
+    "read_document",
+]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -70,6 +77,9 @@ _REFERENCE = re.compile(
     r"|(?P<bad>\$\{)"
 )
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?) - at (?P<key>`key` in )?`\$(?P<rest>[^`]*)`$", re.DOTALL)
+_RULE_PATH = re.compile(
+    r"^(?P<path>[A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*): (?P<message>.+)$", re.S
+)
 _BOOL_HINT = " (unquoted yes/no/on/off/true/false are booleans in YAML; quote a string)"
 _INVALID = object()
 
@@ -132,11 +142,15 @@ class _Problems:
     def __init__(self) -> None:
         self.items: list[ConfigProblem] = []
         self.tainted: set[str] = set()
+        self.locations: dict[str, tuple[int, int]] = {}
+        """path -> (line, column) of where its key or item starts in the YAML."""
 
-    def add(self, path: str, message: str) -> None:
+    def add(self, path: str, message: str, *, at: str | None = None) -> None:
+        """Record a problem of ``path``, located at ``at`` (default: ``path``) in the file."""
         if any(p.path == path and p.message == message for p in self.items):
             return
-        self.items.append(ConfigProblem(path, message))
+        line, column = locate(self.locations, path if at is None else at) or (None, None)
+        self.items.append(ConfigProblem(path, message, line=line, column=column))
 
     def taint(self, path: str) -> None:
         self.tainted.add(path)
@@ -148,6 +162,18 @@ class _Problems:
     def covers_taint(self, path: str) -> bool:
         """Whether a value that already has a problem lies at or under ``path``."""
         return any(_is_within(t, path) for t in self.tainted)
+
+
+_LAST_STEP = re.compile(r"(\.[^.\[]+|\[\d+\])$")
+
+
+def locate(locations: Mapping[str, tuple[int, int]], path: str) -> tuple[int, int] | None:
+    """(line, column) of ``path``, or of its nearest ancestor the file has."""
+    while path not in locations:
+        if not path:
+            return None
+        path = _LAST_STEP.sub("", path) if _LAST_STEP.search(path) else ""
+    return locations[path]
 
 
 def _is_within(path: str, ancestor: str) -> bool:
@@ -185,6 +211,7 @@ class _Builder:
         self.visited += 1
         if self.visited > _MAX_NODES:
             raise _TooLargeError
+        self._mark(path, node)
         if id(node) in ancestors:
             self.problems.add(path, f"line {_line(node)}: an alias refers to its own parent")
             self.problems.taint(path)
@@ -197,6 +224,10 @@ class _Builder:
             inner = ancestors | {id(node)}
             return [self.build(item, f"{path}[{i}]", inner) for i, item in enumerate(node.value)]
         return self._construct(node, path, deep=True)
+
+    def _mark(self, path: str, node: Node) -> None:
+        mark = node.start_mark
+        self.problems.locations.setdefault(path, (mark.line + 1, mark.column + 1))
 
     def _construct(self, node: Node, path: str, *, deep: bool = False) -> Any:
         try:
@@ -225,6 +256,7 @@ class _Builder:
                 self.problems.add(path, f"line {_line(key_node)}: keys must be scalars")
                 continue
             key = self._construct(key_node, path)
+            self._mark(_join(path, key), key_node)
             result[key] = self.build(value_node, _join(path, key), ancestors)
         return result
 
@@ -262,7 +294,9 @@ class _Builder:
             if current is None:
                 ok = False
                 self.problems.add(path, f"environment variable {name} is not set")
-                return ""
+                # The reference stands in, padded past the length rules of secrets and
+                # salts, so the rules of the mapping around it still run in this pass.
+                return match[0].ljust(32, "_")
             return current
 
         return _REFERENCE.sub(substitute, value), ok
@@ -278,9 +312,25 @@ def _is_struct_type(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
 
 
+_PLAIN_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "mapping": "a mapping",
+    "list": "a list",
+    "int": "a whole number",
+    "float": "a number",
+    "str": "text",
+    "bool": "true or false",
+    "null": "nothing (null)",
+}
+
+
 def _humanize(message: str) -> str:
-    # msgspec speaks JSON; the operator writes YAML mappings and lists.
-    message = message.replace("`object`", "`mapping`").replace("`array`", "`list`")
+    # msgspec speaks JSON types in backticks; the operator writes YAML values.
+    message = re.sub(r"\bObject missing required field\b", "missing required key", message)
+    message = re.sub(r"\bObject contains unknown field\b", "unknown key", message)
+    message = re.sub(r"`([^`]*)`", lambda m: _PLAIN_TYPES.get(m[1], repr(m[1])), message)
+    message = message.replace(" matching regex ", " matching the pattern ")
     if re.match(r"[A-Z][a-z]", message):
         message = message[0].lower() + message[1:]
     return message
@@ -301,10 +351,10 @@ class _Checker:
             self._explain(value, tp, path, exc)
             return _INVALID
 
-    def _report(self, path: str, message: str) -> None:
+    def _report(self, path: str, message: str, *, at: str | None = None) -> None:
         self.found += 1
         if not self.problems.is_tainted(path):
-            self.problems.add(path, message)
+            self.problems.add(path, message, at=at)
 
     def _report_error(self, path: str, exc: msgspec.ValidationError, value: Any) -> None:
         message = str(exc)
@@ -315,11 +365,16 @@ class _Checker:
                 message = f"invalid key: {_humanize(message)}"
             path = (path + rest) if path else rest.lstrip(".")
         message = _humanize(message)
-        if message.startswith("expected `str`") and "got `bool`" in message:
+        if message.startswith("expected text") and "got true or false" in message:
             message += _BOOL_HINT
+        # A rule may name the field it is about: "routes[1].connector: ...".
+        named = _RULE_PATH.match(message)
+        if named:
+            path, message = _join(path, named["path"]), named["message"]
         self.found += 1
-        # A rule of a Struct may fail because of a stand-in value below it.
-        if not self.problems.covers_taint(path) and not self.problems.is_tainted(path):
+        # A rule of a Struct may fail because of a stand-in value below it (a rule that
+        # names its field is about that field only).
+        if (named or not self.problems.covers_taint(path)) and not self.problems.is_tainted(path):
             self.problems.add(path, message)
 
     def _explain(self, value: Any, tp: Any, path: str, exc: msgspec.ValidationError) -> None:
@@ -364,6 +419,7 @@ class _Checker:
             return
         fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
         allowed = set(fields) | ({config.tag_field} if config.tag_field else set())
+        repaired = {k: v for k, v in value.items() if k in allowed}
         for key in value:
             if not isinstance(key, str):
                 hint = _BOOL_HINT if isinstance(key, bool) else ""
@@ -371,12 +427,31 @@ class _Checker:
             elif key not in allowed and config.forbid_unknown_fields:
                 close = difflib.get_close_matches(key, sorted(fields), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                self._report(path, f"unknown key {key!r}{hint}")
+                self._report(path, f"unknown key {key!r}{hint}", at=_join(path, key))
+        can_repair = True
         for name, field in fields.items():
             if name in value:
-                self.decode(value[name], field.type, _join(path, name))
+                if self.decode(value[name], field.type, _join(path, name)) is _INVALID:
+                    del repaired[name]  # its default stands in, if it has one
+                    can_repair = can_repair and not field.required
             elif field.required:
                 self._report(path, f"missing required key {name!r}")
+                can_repair = False
+        if can_repair and repaired != value:
+            self._check_rules(repaired, cls, path)
+
+    def _check_rules(self, repaired: dict[Any, Any], cls: type[msgspec.Struct], path: str) -> None:
+        """The Struct's own rules (``__post_init__``) over its fields that are fine.
+
+        So a cross-reference problem (a route to a connector that is not there) is
+        reported in the same pass as a typo elsewhere in the same mapping.
+        """
+        try:
+            msgspec.convert(repaired, cls)
+        except msgspec.ValidationError as exc:
+            match = _MSGSPEC_AT.match(str(exc))
+            if not match or not match["rest"]:  # this Struct's rule, not a field's
+                self._report_error(path, exc, repaired)
 
 
 class _Connectors:
@@ -427,6 +502,28 @@ class _Connectors:
         config_cls = self.registry.connectors[kind].Config
         decoded = self.checker.decode(settings, config_cls, path)
         return {"type": kind, "settings": None if decoded is _INVALID else decoded}
+
+
+def read_document(
+    text: str, env: Mapping[str, str] | None = None
+) -> tuple[Any, dict[str, tuple[int, int]]]:
+    """The document as plain data (variables substituted) and where each path starts.
+
+    For checks beyond the model (the files a configuration names); problems are left to
+    ``parse_config``. ``(None, {})`` when the text is not YAML.
+    """
+    problems = _Problems()
+    loader = StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = (
+            None if root is None else _Builder(loader, env or os.environ, problems).build(root, "")
+        )
+    except (yaml.YAMLError, _TooLargeError):
+        return None, {}
+    finally:
+        loader.dispose()
+    return data, problems.locations
 
 
 def parse_config(
@@ -503,6 +600,16 @@ def load_config(
     return parse_config(text, registry=registry, env=env, source=str(path))
 
 
-def format_problems(err: ConfigError) -> str:
-    """The problems of ``err``, one ``path: message`` line each."""
-    return "\n".join(str(problem) for problem in err.problems)
+def format_problems(err: ConfigError, source: str | Path | None = None) -> str:
+    """The problems of ``err`` in file order, one line each.
+
+    A line reads ``FILE:LINE:COLUMN: path: message`` when ``source`` is given and the
+    problem's place in the file is known, ``path: message`` otherwise.
+    """
+    lines = []
+    for problem in sorted(err.problems, key=lambda p: (p.line is None, p.line or 0)):
+        if source is not None and problem.line is not None:
+            lines.append(f"{source}:{problem.line}:{problem.column}: {problem}")
+        else:
+            lines.append(str(problem))
+    return "\n".join(lines)

@@ -452,7 +452,10 @@ class TenantConfig(Base, kw_only=True):
             _check_mtls_client(client, self.mtls)
         for i, route in enumerate(self.routes):
             if route.connector not in self.connectors:
-                raise ValueError(f"routes[{i}].connector {route.connector!r} is not in connectors")
+                raise ValueError(
+                    f"routes[{i}].connector: {route.connector!r} is not one of this tenant's"
+                    " connectors"
+                )
 
     @property
     def mount(self) -> str:

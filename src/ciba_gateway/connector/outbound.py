@@ -9,6 +9,7 @@ wait and predicate (tenacity's defaults retry forever).
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -23,7 +24,14 @@ from tenacity import (
     wait_exponential,
 )
 
-__all__ = ["HttpSettings", "build_client", "call_with_retries", "is_transient", "retrying"]
+__all__ = [
+    "HttpSettings",
+    "build_client",
+    "call_with_retries",
+    "is_transient",
+    "retrying",
+    "tls_file_problems",
+]
 
 T = TypeVar("T")
 _FIRST_WAIT = 0.1
@@ -44,6 +52,22 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_connections: Annotated[int, Meta(ge=1, le=10000)] = 100
     retries: Annotated[int, Meta(ge=1, le=10)] = 3
     """Attempts (including the first) for calls that are safe to retry."""
+
+
+def tls_file_problems(settings: HttpSettings) -> list[tuple[str, str]]:
+    """``(field, message)`` for each TLS file of ``settings`` that would not load."""
+    problems = []
+    for name in ("client_cert", "client_key", "ca_file"):
+        file = getattr(settings, name)
+        if file is not None and not os.access(file, os.R_OK):
+            reason = "cannot be read" if os.path.exists(file) else "does not exist"
+            problems.append((name, f"file {file} {reason}"))
+    if not problems:
+        try:
+            _ssl_context(settings)
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(("", f"the TLS files do not load: {exc.strerror or exc}"))
+    return problems
 
 
 def _ssl_context(settings: HttpSettings) -> ssl.SSLContext | bool:
