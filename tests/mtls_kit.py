@@ -28,7 +28,7 @@ def client_cert_header(bundle: str) -> str:
 
 
 def bank_tenant(tmp: Path, pki: TestPki, issuer: str, *, mtls: str = "", clients: str = "") -> str:
-    """YAML of tenant ``bank`` (PS256) with the client ``bank-rp`` on tls_client_auth."""
+    """YAML of tenant ``bank`` (PS256) with ``bank-rp``: tls_client_auth, bound tokens, refresh."""
     return f"""
   - id: bank
     issuer: {issuer}/bank
@@ -45,5 +45,6 @@ def bank_tenant(tmp: Path, pki: TestPki, issuer: str, *, mtls: str = "", clients
       - client_id: bank-rp
         auth: {{method: tls_client_auth, tls_client_auth_subject_dn: "CN=Test RP"}}
         tls_client_certificate_bound_access_tokens: true
+        grant_types: [urn:openid:params:grant-type:ciba, refresh_token]
         scopes: [openid, profile]
 {clients}"""

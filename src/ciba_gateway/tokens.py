@@ -509,6 +509,8 @@ class AccessRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     """The userinfo claims (``sub`` included)."""
     x5t: str | None = None
     """``cnf.x5t#S256`` of the certificate the token is bound to (RFC 8705 3.1)."""
+    family: str | None = None
+    """The refresh-token family it was minted in; revoking the family ends it too."""
 
 
 def seal(token: str, data: bytes) -> bytes:

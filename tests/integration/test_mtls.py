@@ -49,6 +49,11 @@ def mtls_yaml(tmp: Path, pki: TestPki, self_signed: str, *, issuer: str) -> str:
       - client_id: plain
         auth: {{method: client_secret_post, secret: "plain-secret-0123456789"}}
         scopes: [openid, profile]
+      - client_id: bound
+        auth: {{method: client_secret_post, secret: "bound-secret-0123456789"}}
+        tls_client_certificate_bound_access_tokens: true
+        grant_types: [urn:openid:params:grant-type:ciba, refresh_token]
+        scopes: [openid, profile]
 """
     mtls = ', endpoint_base: "https://mtls.bank.test/bank"'
     tenant = bank_tenant(tmp, pki, issuer, mtls=mtls, clients=clients)
@@ -79,10 +84,12 @@ class Mtls:
         await driver.run_once()
         await driver.drain()
 
-    async def flow(self, client_id: str, cert: str, peer: str = PROXY) -> httpx.Response:
+    async def flow(
+        self, client_id: str, cert: str, peer: str = PROXY, secret: dict[str, str] | None = None
+    ) -> httpx.Response:
         """bc-authorize, approve, redeem: the token response."""
         async with self.via(peer) as http:
-            form = {"client_id": client_id, "scope": "openid profile"}
+            form = {"client_id": client_id, "scope": "openid profile", **(secret or {})}
             started = await http.post(
                 "/bank/bc-authorize",
                 data={**form, "login_hint": "ssn:199001011239"},
@@ -95,7 +102,7 @@ class Mtls:
             return await http.post(
                 "/bank/token",
                 data={
-                    "client_id": client_id,
+                    **form,
                     "grant_type": CIBA,
                     "auth_req_id": started.json()["auth_req_id"],
                 },
@@ -168,6 +175,35 @@ async def test_tls_client_auth_issues_a_bound_token(mtls: Mtls) -> None:
     # RFC 8705 3.2: the resource server gets the binding to check its own TLS peer against.
     thumbprint = ClientCertificate(certificate(mtls.pki.client).public_bytes(Encoding.DER))
     assert introspected.json()["cnf"] == {"x5t#S256": thumbprint.thumbprint}
+
+
+async def test_refresh_tokens_are_bound_to_the_certificate(mtls: Mtls) -> None:
+    """A bound client's refresh token works only with its certificate; another burns the grant."""
+    secret = {"client_id": "bound", "client_secret": "bound-secret-0123456789"}
+    first = (await mtls.flow("bound", mtls.right, secret=secret)).json()
+    refresh = {**secret, "grant_type": "refresh_token"}
+    async with mtls.via(PROXY) as http:
+        ok = await http.post(
+            "/bank/token",
+            data={**refresh, "refresh_token": first["refresh_token"]},
+            headers={"Client-Cert": mtls.right},
+        )
+        assert ok.status_code == 200, ok.text
+        stolen = await http.post(
+            "/bank/token",
+            data={**refresh, "refresh_token": ok.json()["refresh_token"]},
+            headers={"Client-Cert": mtls.wrong},
+        )
+        assert stolen.status_code == 400
+        assert stolen.json()["error"] == "invalid_grant"
+        after = await http.get(
+            "/bank/userinfo",
+            headers={
+                "Authorization": f"Bearer {ok.json()['access_token']}",
+                "Client-Cert": mtls.right,
+            },
+        )
+    assert after.status_code == 401  # the family, and its access tokens, are revoked
 
 
 async def test_tls_client_auth_refuses_a_certificate_of_another_ca(mtls: Mtls) -> None:

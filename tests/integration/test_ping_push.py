@@ -20,6 +20,7 @@ from tests.conftest import FakeClock
 from tests.integration.receiver import Receiver, free_port
 
 PING_SECRET = "ping-client-secret-0123456789"
+REFRESHER_SECRET = "refresher-secret-0123456789abcdef"
 PUSH_SECRET = "push-client-secret-0123456789"
 CIBA = "urn:openid:params:grant-type:ciba"
 
@@ -52,6 +53,12 @@ tenants:
         auth: {{method: client_secret_basic, secret: "{PUSH_SECRET}"}}
         delivery_mode: push
         notification_endpoint: "{endpoint}"
+        scopes: [openid, profile]
+      - client_id: refresher
+        auth: {{method: client_secret_basic, secret: "{REFRESHER_SECRET}"}}
+        delivery_mode: push
+        notification_endpoint: "{endpoint}"
+        grant_types: [urn:openid:params:grant-type:ciba, refresh_token]
         scopes: [openid, profile]
 """
 

@@ -166,10 +166,16 @@ class Lifetimes(Base, kw_only=True):
     poll_interval: Annotated[int, Meta(ge=1, le=60)] = 5
     id_token_hint: PositiveSeconds = 86400
     """How long an issued ID token is accepted back as ``id_token_hint``."""
+    refresh_token: PositiveSeconds = 86400
+    """Idle limit: a refresh token unused this long expires (each use rotates it)."""
+    refresh_token_max: PositiveSeconds = 86400 * 30
+    """Absolute limit: no refresh token of a grant outlives this, counted from the grant."""
 
     def __post_init__(self) -> None:
         if self.auth_request > self.auth_request_max:
             raise ValueError("auth_request must not exceed auth_request_max")
+        if self.refresh_token > self.refresh_token_max:
+            raise ValueError("refresh_token must not exceed refresh_token_max")
 
 
 TLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ciba_gateway.config.model import CIBA_GRANT, ClientConfig
+from ciba_gateway.config.model import CIBA_GRANT, REFRESH_GRANT, ClientConfig
 from ciba_gateway.connector import details
 from ciba_gateway.errors import (
     AccessDeniedError,
@@ -28,6 +28,7 @@ from ciba_gateway.errors import (
     ExpiredTokenError,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     InvalidTokenError,
     SlowDownError,
     TransactionFailedError,
@@ -35,11 +36,13 @@ from ciba_gateway.errors import (
     UnsupportedGrantTypeError,
 )
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.protocol import refresh
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.subject_hints import remember_subject_hint
 from ciba_gateway.tokens import (
+    SCOPE_CLAIMS,
     AccessRecord,
     claims_for_scopes,
     mint_id_token,
@@ -82,6 +85,8 @@ async def exchange(
     if grant_type is None:
         raise InvalidRequestError("missing parameter: grant_type")
     if grant_type != CIBA_GRANT:
+        if grant_type == REFRESH_GRANT:
+            return await _refresh(gateway, tenant, client, params, certificate), client
         raise UnsupportedGrantTypeError(f"grant_type {grant_type!r} is not supported")
     if not client.uses_ciba:
         # RFC 6749 5.2: the client is not authorized to use this grant type.
@@ -151,30 +156,33 @@ async def issue_tokens(
     config = tenant.config
     now = int(gateway.clock())
     sub = subject_for(config.subject, identity)
-    access_token = new_opaque_token()
     approved = approved_details(request)
-    lifetime = config.lifetimes.access_token
-    bound = client.tls_client_certificate_bound_access_tokens and certificate is not None
-    record = AccessRecord(
-        sub=sub,
-        client_id=client.client_id,
-        scope=request.scope,
-        iat=now,
-        exp=now + lifetime,
-        claims={"sub": sub, **claims_for_scopes(identity, request.scope), **approved},
-        x5t=certificate.thumbprint if bound and certificate is not None else None,
-    )
-    await gateway.store.put_value(
-        f"{_AT_NS}:{tenant.id}",
-        token_key(access_token),
-        seal(access_token, msgspec.json.encode(record)),
-        lifetime,
+    claims = {"sub": sub, **claims_for_scopes(identity, request.scope), **approved}
+    refresh_token = family = None
+    if REFRESH_GRANT in client.grant_types:
+        family, family_exp = await refresh.new_family(gateway, tenant, now)
+        refresh_token = await refresh.mint_refresh_token(
+            gateway,
+            tenant,
+            family=family,
+            family_exp=family_exp,
+            client=client,
+            sub=sub,
+            scope=request.scope,
+            claims=claims,
+            certificate=certificate,
+            now=now,
+        )
+    access_token = await _store_access_token(
+        gateway, tenant, client, sub, request.scope, claims, certificate, family, now
     )
     await remember_subject_hint(gateway.store, config, sub, request.login_hint)
     extra: dict[str, Any] = dict(approved)
     if push:
         extra["urn:openid:params:jwt:claim:auth_req_id"] = request.auth_req_id
         extra["at_hash"] = token_hash(access_token, config.current_key.alg)
+        if refresh_token is not None:
+            extra["rt_hash"] = token_hash(refresh_token, config.current_key.alg)
     id_token = mint_id_token(
         tenant.keys,
         issuer=tenant.issuer,
@@ -187,13 +195,116 @@ async def issue_tokens(
         acr_fallback=request.route_acr,
         extra=extra,
     )
-    return {
+    body: dict[str, Any] = {
         "access_token": access_token,
         "token_type": "Bearer",
         "expires_in": config.lifetimes.access_token,
         "id_token": id_token,
         **approved,
     }
+    if refresh_token is not None:
+        body["refresh_token"] = refresh_token
+    return body
+
+
+async def _store_access_token(
+    gateway: Gateway,
+    tenant: TenantContext,
+    client: ClientConfig,
+    sub: str,
+    scope: tuple[str, ...],
+    claims: dict[str, Any],
+    certificate: ClientCertificate | None,
+    family: str | None,
+    now: int,
+) -> str:
+    """Mint an opaque access token and keep its sealed record (bound when the client says so)."""
+    access_token = new_opaque_token()
+    lifetime = tenant.config.lifetimes.access_token
+    bound = client.tls_client_certificate_bound_access_tokens and certificate is not None
+    record = AccessRecord(
+        sub=sub,
+        client_id=client.client_id,
+        scope=scope,
+        iat=now,
+        exp=now + lifetime,
+        claims=claims,
+        x5t=certificate.thumbprint if bound and certificate is not None else None,
+        family=family,
+    )
+    await gateway.store.put_value(
+        f"{_AT_NS}:{tenant.id}",
+        token_key(access_token),
+        seal(access_token, msgspec.json.encode(record)),
+        lifetime,
+    )
+    return access_token
+
+
+async def _refresh(
+    gateway: Gateway,
+    tenant: TenantContext,
+    client: ClientConfig,
+    params: Mapping[str, str],
+    certificate: ClientCertificate | None,
+) -> dict[str, Any]:
+    """The refresh_token grant (RFC 6749 6): rotate the token, mint a new access token.
+
+    ``scope`` may narrow the access token's scope (claims of dropped scopes go);
+    the new refresh token keeps the grant's scope, as section 6 requires. No ID
+    token is issued on refresh (OIDC Core 12.2 makes it optional).
+    """
+    if REFRESH_GRANT not in client.grant_types:
+        raise UnauthorizedClientError("this client is not registered for refresh tokens")
+    token = params.get("refresh_token")
+    if not token:
+        raise InvalidRequestError("missing parameter: refresh_token")
+    if client.tls_client_certificate_bound_access_tokens and certificate is None:
+        raise InvalidRequestError("certificate-bound tokens need a TLS client certificate")
+    raw_scope = params.get("scope")
+    scope = tuple(dict.fromkeys(raw_scope.split())) if raw_scope else None
+    record = await refresh.rotate(gateway, tenant, client, token, certificate)
+    claims = dict(record.claims)
+    if scope is not None:
+        beyond = [s for s in scope if s not in record.scope]
+        if beyond:
+            raise InvalidScopeError("scope beyond the original grant: " + " ".join(beyond))
+        for dropped in set(record.scope) - set(scope):
+            for claim in SCOPE_CLAIMS.get(dropped, ()):
+                claims.pop(claim, None)
+    now = int(gateway.clock())
+    access_token = await _store_access_token(
+        gateway,
+        tenant,
+        client,
+        record.sub,
+        scope or record.scope,
+        claims,
+        certificate,
+        record.family,
+        now,
+    )
+    new_token = await refresh.mint_refresh_token(
+        gateway,
+        tenant,
+        family=record.family,
+        family_exp=record.family_exp,
+        client=client,
+        sub=record.sub,
+        scope=record.scope,
+        claims=record.claims,
+        certificate=certificate,
+        now=now,
+    )
+    body: dict[str, Any] = {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": tenant.config.lifetimes.access_token,
+        "refresh_token": new_token,
+    }
+    if scope is not None:
+        body["scope"] = " ".join(scope)
+    return body
 
 
 def approved_details(request: AuthRequest) -> dict[str, Any]:
@@ -223,7 +334,11 @@ async def access_record(
         record = _record_decoder.decode(unseal(access_token, blob))
     except Exception:
         return None
-    return record if record.exp > gateway.clock() else None
+    if record.exp <= gateway.clock():
+        return None
+    if record.family is not None and not await refresh.family_alive(gateway, tenant, record.family):
+        return None
+    return record
 
 
 async def drop_access_token(gateway: Gateway, tenant: TenantContext, access_token: str) -> None:
