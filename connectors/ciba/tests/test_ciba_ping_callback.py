@@ -8,8 +8,11 @@ hook and delivers the ping as the provider would.
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qs
 
+import httpx
 import msgspec
+from ciba_gateway_ciba.connector import CibaConnector
 from conftest import ConnectorFactory, Resolutions, start_request
 from op_support import OLA, TestOp
 
@@ -104,3 +107,43 @@ async def test_cancel_forgets_the_token(
 
     assert late.status == 401
     assert resolutions.settled == []
+
+
+class PingBeforeAnswer(httpx.AsyncBaseTransport):
+    """Real HTTP; the person approves and the ping arrives before start has its answer."""
+
+    def __init__(self, op: TestOp) -> None:
+        self.op = op
+        self.inner = httpx.AsyncHTTPTransport()
+        self.connector: CibaConnector | None = None
+        self.ping_status: int | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        if request.url.path != "/backchannel" or self.connector is None:
+            return response
+        answer = json.loads(await response.aread())
+        token = parse_qs(request.content.decode())["client_notification_token"][0]
+        await self.op.decide(answer["auth_req_id"], "approve", expect=500)
+        notified = await self.connector.ping(ping(token, answer["auth_req_id"]))
+        self.ping_status = notified.status
+        return httpx.Response(response.status_code, json=answer)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_ping_before_the_start_answer_settles(
+    make_connector: ConnectorFactory, op: TestOp, resolutions: Resolutions
+) -> None:
+    """The token is stored before the request goes out, so even the fastest ping counts once."""
+    wire = PingBeforeAnswer(op)
+    connector = make_connector("gw-ping", delivery_mode="ping", transport=wire)
+    wire.connector = connector
+
+    started = await connector.start(start_request(OLA, ref="ref-fast"))
+
+    assert wire.ping_status == 204
+    [(ref, outcome)] = resolutions.settled
+    assert (ref, type(outcome)) == ("ref-fast", Approved)
+    assert await connector.deps.state.get(started.session["ping"]) is None

@@ -69,7 +69,7 @@ __all__ = ["CibaConnector", "Config"]
 SLOW_DOWN_STEP = 5.0
 """Seconds added to the interval after each ``slow_down`` (CIBA Core 11, RFC 8628 3.5)."""
 PING_GRACE = 60.0
-"""Seconds a notification token outlives the upstream request's ``expires_in``."""
+"""Seconds a notification token outlives the gateway's request."""
 
 _TERMINAL_TOKEN_ERRORS: dict[str, type[Denied | Expired | Failed]] = {
     "access_denied": Denied,
@@ -112,8 +112,11 @@ def _token_key(token: str) -> str:
     return "ping:" + hashlib.sha256(token.encode()).hexdigest()
 
 
-def _hint_of(session: dict[str, Any]) -> LoginHint:
-    return msgspec.convert(session["hint"], LoginHint)
+def _hint_of(session: dict[str, Any]) -> LoginHint | None:
+    try:
+        return msgspec.convert(session.get("hint"), LoginHint)
+    except msgspec.ValidationError:
+        return None
 
 
 class CibaConnector(BaseConnector):
@@ -163,10 +166,40 @@ class CibaConnector(BaseConnector):
         if self.config.requested_expiry and request.expires_at:
             remaining = math.ceil(request.expires_at - self.deps.clock())
             form["requested_expiry"] = str(max(remaining, 1))
-        token = None
+        session: dict[str, Any] = {
+            "interval": self.config.interval,
+            "hint": msgspec.to_builtins(hint),
+        }
+        key = None
         if self.config.delivery_mode == "ping":
             token = secrets.token_urlsafe(32)
             form["client_notification_token"] = token
+            key = _token_key(token)
+            # Stored before the request goes out: a ping may beat the upstream's answer.
+            await self._store(key, self._record(request, session))
+        try:
+            started = await self._backchannel(form)
+        except BaseException:
+            if key is not None:
+                await self.deps.state.take(key)
+            raise
+        session = {
+            **session,
+            "auth_req_id": started.auth_req_id,
+            "interval": float(started.interval or self.config.interval),
+        }
+        self._log.info("ciba_upstream_started", mode=self.config.delivery_mode)
+        if key is None:
+            return Started(session=session, poll_after=session["interval"])
+        if await self.deps.state.take(key) is not None:  # else a ping already took it
+            await self._store(key, self._record(request, session))
+        return Started(session={**session, "ping": key}, poll_after=None)
+
+    def _record(self, request: StartRequest, session: dict[str, Any]) -> PingRecord:
+        deadline = (request.expires_at or self.deps.clock() + 600) + PING_GRACE
+        return PingRecord(ref=request.ref, session=session, expires_at=deadline)
+
+    async def _backchannel(self, form: dict[str, str]) -> BackchannelAnswer:
         try:
             answer = await self.provider.backchannel(form)
         except (httpx.HTTPError, UpstreamProtocolError) as exc:
@@ -175,22 +208,9 @@ class CibaConnector(BaseConnector):
         if answer.status != 200:
             raise self._start_error(answer)
         try:
-            started = decode(answer.body, BackchannelAnswer)
+            return decode(answer.body, BackchannelAnswer)
         except UpstreamProtocolError as exc:
             raise UpstreamUnavailable("the upstream provider answered malformed JSON") from exc
-        session: dict[str, Any] = {
-            "auth_req_id": started.auth_req_id,
-            "interval": float(started.interval or self.config.interval),
-            "hint": msgspec.to_builtins(hint),
-        }
-        self._log.info("ciba_upstream_started", mode=self.config.delivery_mode)
-        if token is None:
-            return Started(session=session, poll_after=session["interval"])
-        key = _token_key(token)
-        ttl = started.expires_in + PING_GRACE
-        record = PingRecord(ref=request.ref, session=session, expires_at=self.deps.clock() + ttl)
-        await self.deps.state.put(key, msgspec.json.encode(record), ttl)
-        return Started(session={**session, "ping": key}, poll_after=None)
 
     def _start_error(self, answer: Answer) -> Exception:
         error = error_of(answer)
@@ -276,6 +296,8 @@ class CibaConnector(BaseConnector):
             self._log.warning("ciba_jwks_or_userinfo_failed", error=type(exc).__name__)
             return Failed(reason="the upstream's keys or userinfo could not be fetched")
         hint = _hint_of(session)
+        if hint is None:
+            return Failed(reason="the upstream session does not name the person asked for")
         mismatch = hint_mismatch(identity, hint)
         if mismatch is not None:
             identity_mismatch(self._log, check=hint.kind)
@@ -312,23 +334,27 @@ class CibaConnector(BaseConnector):
             body = decode_json(request.body)
         except msgspec.DecodeError:
             body = None
-        if not isinstance(body, dict) or body.get("auth_req_id") != record.session["auth_req_id"]:
-            await self._keep(key, record)
+        pinged = body.get("auth_req_id") if isinstance(body, dict) else None
+        # Before the upstream's answer to start arrived the record has no auth_req_id yet;
+        # the bearer token, which only the upstream has, vouches for the body's.
+        expected = record.session.get("auth_req_id", pinged)
+        if not isinstance(pinged, str) or not pinged or pinged != expected:
+            await self._store(key, record)
             return _answer(400, "the body must carry the auth_req_id of this token")
         try:
-            outcome = await self._redeem(record.session)
+            outcome = await self._redeem({**record.session, "auth_req_id": pinged})
         except UpstreamUnavailable:
-            await self._keep(key, record)
+            await self._store(key, record)
             return _answer(503, "the upstream token endpoint is unavailable; ping again")
         if isinstance(outcome, Pending):
-            await self._keep(key, record)
+            await self._store(key, record)
             return CallbackResponse(status=204)
         if not await self.deps.resolve(record.ref, outcome):
             self._log.info("ciba_ping_late")
         return CallbackResponse(status=204)
 
-    async def _keep(self, key: str, record: PingRecord) -> None:
-        """Put a taken notification token back: the ping could not be acted on yet."""
+    async def _store(self, key: str, record: PingRecord) -> None:
+        """Store (or put back) the record of a notification token until its deadline."""
         ttl = max(record.expires_at - self.deps.clock(), 1.0)
         await self.deps.state.put(key, msgspec.json.encode(record), ttl)
 
