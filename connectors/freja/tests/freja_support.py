@@ -128,6 +128,9 @@ def start_request(
     kind: str = "ssn",
     country: str | None = "SE",
     acr_values: tuple[str, ...] = (),
+    authorization_details: tuple[dict[str, Any], ...] = (),
+    binding_message: str | None = None,
+    expires_at: float = 0.0,
 ) -> StartRequest:
     """A StartRequest as the gateway would build it."""
     return StartRequest(
@@ -138,6 +141,9 @@ def start_request(
         login_hint=LoginHint(kind=kind, value=value, country=country if kind == "ssn" else None),
         scope=("openid",),
         acr_values=acr_values,
+        authorization_details=authorization_details,
+        binding_message=binding_message,
+        expires_at=expires_at,
     )
 
 

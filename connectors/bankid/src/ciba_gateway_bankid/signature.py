@@ -24,8 +24,7 @@ from xml.etree import ElementTree
 
 import msgspec
 
-from ciba_gateway.connector import Evidence, InvalidAuthorizationDetails, StartRequest
-from ciba_gateway.connector.details import DetailsProblem, digest, render, typed
+from ciba_gateway.connector import Evidence, InvalidAuthorizationDetails, StartRequest, details
 from ciba_gateway_bankid.models import CompletionData
 
 __all__ = ["SIGN_VISIBLE_LIMIT", "SignPlan", "plan", "verify"]
@@ -58,18 +57,18 @@ def plan(request: StartRequest, *, show_client_name: bool) -> SignPlan | None:
     Raises:
         InvalidAuthorizationDetails: the text is longer than BankID shows.
     """
-    if not typed(request.authorization_details):
+    if not details.typed(request.authorization_details):
         return None
-    rendering = render(
+    rendering = details.render(
         request.authorization_details,
         client_name=request.client_name if show_client_name else "",
         binding_message=request.binding_message,
     )
     try:
         markdown = rendering.within(SIGN_VISIBLE_LIMIT, "BankID", markdown=True, base64=True)
-    except DetailsProblem as exc:
+    except details.DetailsProblem as exc:
         raise InvalidAuthorizationDetails(str(exc)) from None
-    value = digest(request.authorization_details)
+    value = details.digest(request.authorization_details)
     return SignPlan(
         visible=_b64(markdown),
         non_visible=_b64(value),

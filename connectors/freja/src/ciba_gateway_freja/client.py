@@ -1,4 +1,4 @@
-"""A thin async client of the Freja eID authentication API: one method per operation.
+"""A thin async client of the Freja eID authentication and signature APIs: one method each.
 
 It encodes bodies (``wire.encode_body``), decodes answers into Structs and turns
 error answers into exceptions; it neither retries nor maps errors to outcomes
@@ -25,7 +25,11 @@ from ciba_gateway_freja.wire import (
     ErrorBody,
     InitAuthRequest,
     InitAuthResponse,
+    InitSignRequest,
+    InitSignResponse,
     Operation,
+    SignRefRequest,
+    SignResult,
     encode_body,
 )
 
@@ -72,6 +76,20 @@ class FrejaClient:
     async def cancel(self, auth_ref: str) -> None:
         """Cancel an authentication that is still in progress."""
         await self._call("cancel", AuthRefRequest(auth_ref=auth_ref))
+
+    async def init_signature(self, request: InitSignRequest) -> InitSignResponse:
+        """Start a signature of a text; the answer carries its ``signRef``."""
+        content = await self._call("initSignature", request)
+        return self._decode(content, InitSignResponse)
+
+    async def get_one_sign_result(self, sign_ref: str) -> AuthResult:
+        """The current result of one signature, in the shape of an authentication result."""
+        content = await self._call("getOneSignResult", SignRefRequest(sign_ref=sign_ref))
+        return self._decode(content, SignResult).as_auth_result()
+
+    async def cancel_signature(self, sign_ref: str) -> None:
+        """Cancel a signature that is still in progress."""
+        await self._call("cancelSignature", SignRefRequest(sign_ref=sign_ref))
 
     async def aclose(self) -> None:
         """Close the underlying HTTP client."""

@@ -48,6 +48,7 @@ from ciba_gateway_freja.details import (
     VerifiedApproval,
     verify_details,
 )
+from ciba_gateway_freja.signature import SignPlan, evidence, plan
 from ciba_gateway_freja.wire import (
     ERROR_MESSAGES,
     LEVELS,
@@ -55,6 +56,7 @@ from ciba_gateway_freja.wire import (
     AttributeRequest,
     AuthResult,
     InitAuthRequest,
+    InitSignRequest,
     Level,
     decode_ssn_user_info,
     encode_ssn_user_info,
@@ -133,6 +135,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_result_age: Annotated[float, Meta(ge=10.0, le=3600.0)] = 300.0
     """Seconds an approval's signed timestamp may lie in the past."""
     clock_skew: Annotated[float, Meta(ge=0.0, le=300.0)] = 30.0
+    sign_title: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    """``title`` of a signature request (transaction approval); None sends none."""
+    sign_text_limit: Annotated[int, Meta(ge=64, le=100_000)] = 4096
+    """Longest approval text sent to initSignature (characters); longer is refused."""
     """Seconds an approval's signed timestamp may lie in the future."""
 
 
@@ -151,6 +157,8 @@ _FINAL: dict[str, Denied | Expired] = {
     "EXPIRED": Expired(reason="The user did not answer in the Freja eID app in time (EXPIRED)."),
 }
 _DIGIT_RUN = re.compile(r"\d{6,}")
+_MIN_SIGN_EXPIRY = 121.0
+"""Seconds: Freja refuses a signature expiry earlier than now + 2 minutes."""
 _EMAILISH = re.compile(r"[^\s@]+@[^\s@]+")
 
 
@@ -166,6 +174,12 @@ def _never_sent(exc: BaseException) -> bool:
     authentication; a second start would cancel both (one active per user).
     """
     return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def _sign_plan(session: dict[str, Any]) -> SignPlan | None:
+    """The sign plan of a signature session; None for an authentication."""
+    raw = session.get("sign")
+    return msgspec.convert(raw, SignPlan) if raw is not None else None
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -202,7 +216,9 @@ class FrejaConnector(BaseConnector):
 
     Config: ClassVar[type[Config]] = Config
     login_hint_kinds: ClassVar[frozenset[str]] = frozenset({"ssn", "email", "tel"})
-    authorization_details_types: ClassVar[frozenset[str]] = frozenset()
+    authorization_details_types: ClassVar[frozenset[str]] = frozenset(
+        {"payment_initiation", "approval"}
+    )
 
     def __init__(
         self,
@@ -252,13 +268,31 @@ class FrejaConnector(BaseConnector):
             or None,
             user_confirmation_method=self.config.user_confirmation_method,
         )
-        log = self._log.bind(user_info_type=user_info_type, level=level)
+        planned = plan(request, limit=self.config.sign_text_limit)
+        log = self._log.bind(user_info_type=user_info_type, level=level, sign=bool(planned))
+
+        async def send() -> str:
+            if planned is None:
+                return (await self._client.init_authentication(body)).auth_ref
+            sign_body = InitSignRequest(
+                user_info_type=user_info_type,
+                user_info=user_info,
+                min_registration_level=level,
+                title=self.config.sign_title,
+                expiry=self._sign_expiry(request.expires_at),
+                data_to_sign_type="SIMPLE_UTF8_TEXT",
+                data_to_sign=planned[1],
+                signature_type="SIMPLE",
+                attributes_to_return=body.attributes_to_return,
+            )
+            return (await self._client.init_signature(sign_body)).sign_ref
+
         try:
             async for attempt in retrying(
                 self.config.http.retries, predicate=_never_sent, sleep=self._sleep
             ):
                 with attempt:
-                    answer = await self._client.init_authentication(body)
+                    ref = await send()
         except FrejaError as exc:
             log.warning(
                 "freja_start_refused",
@@ -278,14 +312,22 @@ class FrejaConnector(BaseConnector):
         except (httpx.HTTPError, FrejaProtocolError) as exc:
             log.warning("freja_start_failed", error=type(exc).__name__)
             raise UpstreamUnavailable("Freja eID could not be reached; try again later") from exc
-        log.info("freja_auth_started", auth_ref=answer.auth_ref)
-        session = {
-            "authRef": answer.auth_ref,
+        log.info("freja_auth_started", auth_ref=ref)
+        session: dict[str, Any] = {
+            "authRef": ref,
             "userInfoType": user_info_type,
             "userInfo": user_info,
             "level": level,
         }
+        if planned is not None:
+            session["sign"] = msgspec.to_builtins(planned[0])
         return Started(session=session, poll_after=self.config.poll_interval)
+
+    def _sign_expiry(self, expires_at: float) -> int | None:
+        """``expiry`` (epoch ms) of a signature: the request's, when Freja accepts it."""
+        if expires_at < self._clock() + _MIN_SIGN_EXPIRY:
+            return None  # Freja's default, now + 2 minutes
+        return int(expires_at * 1000)
 
     def _user_info(self, hint: LoginHint) -> tuple[str, str]:
         if hint.kind == "ssn":
@@ -334,12 +376,13 @@ class FrejaConnector(BaseConnector):
         if not isinstance(auth_ref, str) or not auth_ref:
             return Failed(reason="the Freja eID session has no authRef")
         log = self._log.bind(auth_ref=auth_ref)
+        get = self._client.get_one_sign_result if "sign" in session else self._client.get_one_result
         try:
             async for attempt in retrying(
                 self.config.http.retries, predicate=_retryable, sleep=self._sleep
             ):
                 with attempt:
-                    result = await self._client.get_one_result(auth_ref)
+                    result = await get(auth_ref)
         except FrejaError as exc:
             log.warning(
                 "freja_result_refused",
@@ -380,12 +423,15 @@ class FrejaConnector(BaseConnector):
         return self._approved(result, session, log)
 
     def _approved(self, result: AuthResult, session: dict[str, Any], log: Any) -> Approved | Failed:
+        sign = _sign_plan(session)
         try:
             expected = Expected(
                 auth_ref=session["authRef"],
                 user_info_type=session["userInfoType"],
                 user_info=session["userInfo"],
                 min_registration_level=session["level"],
+                ref_name="signRef" if sign else "authRef",
+                signed_text_sha256=sign.text_sha256 if sign else None,
             )
         except KeyError:
             return Failed(reason="the Freja eID session is incomplete")
@@ -413,6 +459,9 @@ class FrejaConnector(BaseConnector):
             return Failed(reason=identity)
         if not _same_person(expected, identity):
             return identity_mismatch(log, check="ssn_attribute")
+        if sign is not None and verified.user_signature is not None:
+            proof = evidence(sign, result.details, verified.user_signature)
+            identity = msgspec.structs.replace(identity, evidence=proof)
         return Approved(identity=identity)
 
     def _identity(self, verified: VerifiedApproval, expected: Expected) -> Identity | str:
@@ -492,12 +541,13 @@ class FrejaConnector(BaseConnector):
         if not isinstance(auth_ref, str) or not auth_ref:
             return
         log = self._log.bind(auth_ref=auth_ref)
+        cancel = self._client.cancel_signature if "sign" in session else self._client.cancel
         try:
             async for attempt in retrying(
                 self.config.http.retries, predicate=_retryable, sleep=self._sleep
             ):
                 with attempt:
-                    await self._client.cancel(auth_ref)
+                    await cancel(auth_ref)
         except FrejaError as exc:
             if exc.code == 1100:
                 log.info("freja_cancel_not_pending")

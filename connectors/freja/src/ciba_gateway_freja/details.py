@@ -9,9 +9,12 @@ alternative, by a configured ``kid``. Checks, in order:
    ``HS*`` and everything else are refused before any key is touched);
 2. a trusted certificate for the header's ``x5t`` (or ``kid``), valid at ``now``;
 3. the RSASSA-PKCS1-v1_5/SHA-256 signature (joserfc);
-4. the payload: ``authRef`` is ours, ``status`` is APPROVED, ``userInfoType`` and
-   ``userInfo`` are what we sent, ``minRegistrationLevel`` is at least the one we
-   required, ``timestamp`` (epoch ms) is recent and not in the future.
+4. the payload: ``authRef`` (``signRef`` for a signature) is ours, ``status`` is
+   APPROVED, ``userInfoType`` and ``userInfo`` are what we sent,
+   ``minRegistrationLevel`` is at least the one we required, ``timestamp`` (epoch ms)
+   is recent and not in the future;
+5. a signature: ``signatureType`` is SIMPLE and the payload of
+   ``signatureData.userSignature`` (a compact JWS) is exactly the text we sent.
 
 Each refusal is a ``DetailsError`` whose ``check`` names the failed step; it never
 carries personal data, so it is safe to log.
@@ -158,6 +161,10 @@ class Expected(msgspec.Struct, frozen=True, kw_only=True):
     user_info: str
     """Exactly as sent (for SSN, the base64 of ``{"country","ssn"}``)."""
     min_registration_level: str
+    ref_name: str = "authRef"
+    """``signRef`` for a signature result."""
+    signed_text_sha256: str | None = None
+    """A signature: hex SHA-256 of the UTF-8 text the user had to sign."""
 
 
 class VerifiedApproval(msgspec.Struct, frozen=True, kw_only=True):
@@ -167,6 +174,8 @@ class VerifiedApproval(msgspec.Struct, frozen=True, kw_only=True):
     min_registration_level: str
     timestamp_ms: int
     attributes: RequestedAttributes
+    user_signature: str | None = None
+    """A signature: ``signatureData.userSignature`` (its payload is the signed text)."""
 
 
 def _b64url(part: str) -> bytes:
@@ -244,7 +253,7 @@ def verify_details(
 def _check_payload(
     payload: dict[str, Any], expected: Expected, *, now: float, max_age: float, clock_skew: float
 ) -> VerifiedApproval:
-    if payload.get("authRef") != expected.auth_ref:
+    if payload.get(expected.ref_name) != expected.auth_ref:
         raise DetailsError("auth_ref", "the signed result is for another authentication")
     if payload.get("status") != "APPROVED":
         raise DetailsError("status", "the signed result is not APPROVED")
@@ -267,9 +276,31 @@ def _check_payload(
         attributes = msgspec.convert(payload.get("requestedAttributes") or {}, RequestedAttributes)
     except msgspec.ValidationError:
         raise DetailsError("attributes", "the signed requestedAttributes are malformed") from None
+    user_signature = None
+    if expected.signed_text_sha256 is not None:
+        user_signature = _signed_text(payload, expected.signed_text_sha256)
     return VerifiedApproval(
         auth_ref=expected.auth_ref,
         min_registration_level=str(level),
         timestamp_ms=timestamp,
         attributes=attributes,
+        user_signature=user_signature,
     )
+
+
+def _signed_text(payload: dict[str, Any], text_sha256: str) -> str:
+    """The userSignature of a SIMPLE signature, checked to sign exactly our text."""
+    data = payload.get("signatureData")
+    if payload.get("signatureType") != "SIMPLE" or not isinstance(data, dict):
+        raise DetailsError("signature_data", "the signed result has no SIMPLE signatureData")
+    user_signature = data.get("userSignature")
+    parts = user_signature.split(".") if isinstance(user_signature, str) else []
+    if len(parts) != 3:
+        raise DetailsError("signature_data", "userSignature is not a compact JWS")
+    try:
+        signed = _b64url(parts[1])
+    except (binascii.Error, ValueError):
+        raise DetailsError("signature_data", "userSignature's payload is not base64url") from None
+    if hashlib.sha256(signed).hexdigest() != text_sha256:
+        raise DetailsError("signed_text", "the user signed another text than the one we sent")
+    return str(user_signature)

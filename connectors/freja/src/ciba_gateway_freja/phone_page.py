@@ -29,6 +29,8 @@ min-width:7rem}
 .approve{background:#1f7a4d;color:#fff}
 .reject{background:#c8d1cc;color:#1d2b24}
 button[disabled]{opacity:.4}
+.text{background:#f7f9f8;border-radius:8px;padding:.6rem;overflow-wrap:anywhere}
+.line{min-height:1.3em;white-space:pre-wrap}
 """
 
 
@@ -39,6 +41,21 @@ def _page(title: str, body: str, refresh: bool = False) -> str:
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"{meta}<title>{escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body><header><h1>{escape(title)}</h1></header><main>{body}</main></body></html>"
+    )
+
+
+def _request_text(view: PendingView) -> str:
+    """What the person is asked: a log-in, or the exact text of a signature (one .line each)."""
+    level = escape(view.required_level)
+    if view.sign_text is None:
+        return f"<p>Log-in request, level {level} or higher.</p>"
+    title = f"<p><strong>{escape(view.sign_title)}</strong></p>" if view.sign_title else ""
+    lines = "".join(
+        f'<div class="line">{escape(line)}</div>' for line in view.sign_text.split("\n")
+    )
+    return (
+        f"<p>Signing request, level {level} or higher. You sign this text:</p>"
+        f'{title}<div class="text">{lines}</div>'
     )
 
 
@@ -60,7 +77,7 @@ def _card(view: PendingView) -> str:
         '<section class="card">'
         f"<p><strong>{escape(view.label)}</strong></p>"
         f'<p class="muted">{escape(view.user_info_type)}: {escape(view.user_info)}</p>'
-        f"<p>Log-in request, level {escape(view.required_level)} or higher.</p>"
+        f"{_request_text(view)}"
         f"{requester}{note}"
         f'<p class="muted">{view.seconds_left} s left</p>'
         f'<form method="post" action="phone/{ref}/approve">'

@@ -9,6 +9,8 @@ marked "simulator choice" here and in README.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
@@ -35,6 +37,7 @@ from ciba_gateway_freja.wire import (
     Level,
     Operation,
     ResultsRequest,
+    SignRefRequest,
     decode_body,
     decode_ssn_user_info,
     level_rank,
@@ -286,6 +289,14 @@ class Auth:
     ended_at: float | None = None
     payload: dict[str, Any] | None = None
     """The signed payload of an APPROVED result."""
+    sign_text: str | None = None
+    """A signature request: the text the person is asked to sign (exactly as received)."""
+    sign_title: str | None = None
+
+    @property
+    def ref_key(self) -> str:
+        """``signRef`` for a signature, ``authRef`` for an authentication."""
+        return "authRef" if self.sign_text is None else "signRef"
 
 
 @dataclass
@@ -319,6 +330,8 @@ class PendingView:
     can_approve: bool
     seconds_left: int
     relying_party_id: str | None
+    sign_text: str | None = None
+    sign_title: str | None = None
 
 
 class _Refusal(Exception):
@@ -443,7 +456,12 @@ class FrejaSimulator:
             "calls": dict(self.calls),
             "received": list(self.received),
             "auths": [
-                {"authRef": a.auth_ref, "status": a.status, "user": a.persona.user_info}
+                {
+                    a.ref_key: a.auth_ref,
+                    "status": a.status,
+                    "user": a.persona.user_info,
+                    "text": a.sign_text,
+                }
                 for a in self.auths.values()
             ],
             "x5t": self.signing.x5t,
@@ -470,6 +488,8 @@ class FrejaSimulator:
                     can_approve=self._can_act(auth),
                     seconds_left=max(0, int(auth.created_at + self.settings.auth_lifetime - now)),
                     relying_party_id=auth.relying_party_id,
+                    sign_text=auth.sign_text,
+                    sign_title=auth.sign_title,
                 )
             )
         return views
@@ -543,14 +563,14 @@ class FrejaSimulator:
 
     def _target(self, op: Operation, request: dict[str, Any]) -> str | None:
         """The persona (``user_info``) a call concerns, for per-persona faults."""
-        if op == "initAuthentication":
+        if op in ("initAuthentication", "initSignature"):
             try:
-                init = self._init_request(request)
+                init = self._init_request(_auth_part(request))
             except _Refusal:
                 return None
             persona = self.personas.get(init.key)
             return persona.user_info if persona else None
-        auth = self.auths.get(str(request.get("authRef")))
+        auth = self.auths.get(str(request.get("signRef" if op in _SIGN_OPS else "authRef")))
         return auth.persona.user_info if auth else None
 
     def _matching(self, op: Operation, target: str | None, kinds: frozenset[str]) -> _Rule | None:
@@ -582,14 +602,22 @@ class FrejaSimulator:
     ) -> Reply:
         if op == "initAuthentication":
             return self._init(request, relying_party_id)
+        if op == "initSignature":
+            return self._init_sign(request, relying_party_id)
         if op == "getResults":
             return self._results(request, relying_party_id)
+        signing = op in _SIGN_OPS
         try:
-            auth_ref = msgspec.convert(request, AuthRefRequest).auth_ref
+            if signing:
+                auth_ref = msgspec.convert(request, SignRefRequest).sign_ref
+            else:
+                auth_ref = msgspec.convert(request, AuthRefRequest).auth_ref
         except msgspec.ValidationError:
             raise _Refusal(1000) from None
         auth = self._live(auth_ref)
-        if op == "cancel":
+        if signing != (auth.sign_text is not None):
+            raise _Refusal(1100, 422)  # a signRef on the authentication API, or the reverse
+        if op in ("cancel", "cancelSignature"):
             if auth.status in FINAL_STATUSES:
                 # Simulator choice: an authentication that already ended cannot be cancelled.
                 raise _Refusal(1100, 422)
@@ -657,7 +685,37 @@ class FrejaSimulator:
             attributes=tuple(a["attribute"] for a in attributes),
         )
 
-    def _init(self, request: dict[str, Any], relying_party_id: str | None) -> Reply:
+    def _init_sign(self, request: dict[str, Any], relying_party_id: str | None) -> Reply:
+        """initSignature: a SIMPLE signature of SIMPLE_UTF8_TEXT (UPSTREAMS.md 2.7)."""
+        if request.get("dataToSignType") != "SIMPLE_UTF8_TEXT":
+            raise _Refusal(1000)  # EXTENDED_UTF8_TEXT (binary data) is not simulated
+        if request.get("signatureType") != "SIMPLE":
+            raise _Refusal(1000)
+        data = request.get("dataToSign")
+        if not isinstance(data, dict) or set(data) != {"text"} or not isinstance(data["text"], str):
+            raise _Refusal(1000)
+        try:
+            text = base64.b64decode(data["text"], validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise _Refusal(1000) from None
+        title = request.get("title")
+        expiry = request.get("expiry")
+        if title is not None and not isinstance(title, str):
+            raise _Refusal(1000)
+        if expiry is not None and (
+            not isinstance(expiry, int) or expiry < (self.clock() + 119) * 1000
+        ):
+            raise _Refusal(1000)  # simulator choice: below Freja's 2-minute minimum
+        return self._init(_auth_part(request), relying_party_id, sign_text=text, sign_title=title)
+
+    def _init(
+        self,
+        request: dict[str, Any],
+        relying_party_id: str | None,
+        *,
+        sign_text: str | None = None,
+        sign_title: str | None = None,
+    ) -> Reply:
         init = self._init_request(request)
         persona = self.personas.get(init.key)
         if persona is None:
@@ -677,6 +735,8 @@ class FrejaSimulator:
             attributes=init.attributes,
             relying_party_id=relying_party_id,
             created_at=now,
+            sign_text=sign_text,
+            sign_title=sign_title,
         )
         active = [a for a in self.auths.values() if a.persona is persona]
         for other in active:
@@ -690,7 +750,7 @@ class FrejaSimulator:
             self._settle(auth, "REJECTED", now)
             self._cooldown[user] = now + self.settings.rejection_cooldown
         self.auths[auth.auth_ref] = auth
-        return Reply(200, msgspec.json.encode({"authRef": auth.auth_ref}))
+        return Reply(200, msgspec.json.encode({auth.ref_key: auth.auth_ref}))
 
     # --- results ----------------------------------------------------------------------
 
@@ -749,8 +809,8 @@ class FrejaSimulator:
                 user_info = msgspec.json.encode(value).decode()
             else:
                 user_info = value
-        return {
-            "authRef": auth.auth_ref,
+        payload = {
+            auth.ref_key: auth.auth_ref,
             "status": "APPROVED",
             "userInfoType": auth.user_info_type,
             "userInfo": user_info,
@@ -758,6 +818,18 @@ class FrejaSimulator:
             "requestedAttributes": self._attributes(auth, at),
             "timestamp": int(at * 1000),
         }
+        if auth.sign_text is not None:
+            # Simulator choice: the "user's" signature is a JWS over the text by the
+            # simulator's own key; Freja signs with the user's key and adds OCSP data.
+            user_signature = self.signing.sign(
+                auth.sign_text.encode(), {"alg": "RS256", "x5t": self.signing.x5t}
+            )
+            payload["signatureType"] = "SIMPLE"
+            payload["signatureData"] = {
+                "userSignature": user_signature,
+                "certificateStatus": base64.b64encode(b"simulated OCSP").decode(),
+            }
+        return payload
 
     def _attributes(self, auth: Auth, at: float) -> dict[str, Any]:
         """``requestedAttributes``: what was asked for and the persona has.
@@ -798,7 +870,7 @@ class FrejaSimulator:
         return out
 
     def _render(self, op: Operation, auth: Auth) -> dict[str, Any]:
-        result: dict[str, Any] = {"authRef": auth.auth_ref, "status": auth.status}
+        result: dict[str, Any] = {auth.ref_key: auth.auth_ref, "status": auth.status}
         if auth.status != "APPROVED" or auth.payload is None:
             return result
         rule = self._matching(op, auth.persona.user_info, JWS_FAULTS)
@@ -818,7 +890,8 @@ class FrejaSimulator:
         """The ``details`` JWS: signed properly, or forged the way ``kind`` says."""
         header = {"x5t": self.signing.x5t, "alg": "RS256"}
         if kind == "other_auth_ref":
-            payload = {**payload, "authRef": secrets.token_urlsafe(24)}
+            ref_key = "signRef" if "signRef" in payload else "authRef"
+            payload = {**payload, ref_key: secrets.token_urlsafe(24)}
         elif kind == "stale_timestamp":
             payload = {**payload, "timestamp": payload["timestamp"] - 3_600_000}
         elif kind == "other_user":
@@ -849,6 +922,17 @@ class FrejaSimulator:
             head, _, signature = token.split(".")
             return f"{head}.{b64url(msgspec.json.encode(changed))}.{signature}"
         return token
+
+
+_SIGN_OPS: Final = frozenset({"getOneSignResult", "cancelSignature"})
+_SIGN_FIELDS: Final = frozenset(
+    {"title", "pushNotification", "expiry", "dataToSignType", "dataToSign", "signatureType"}
+)
+
+
+def _auth_part(request: dict[str, Any]) -> dict[str, Any]:
+    """An initSignRequest without its signature fields: what initAuthentication also takes."""
+    return {k: v for k, v in request.items() if k not in _SIGN_FIELDS}
 
 
 def persona_upi(persona: Persona) -> str:

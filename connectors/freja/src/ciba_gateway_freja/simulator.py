@@ -3,6 +3,7 @@
 Routes (relative to wherever the app is mounted)::
 
     POST /authentication/1.0/{initAuthentication,getOneResult,getResults,cancel}
+    POST /sign/1.0/{initSignature,getOneResult,cancel}
     GET  /phone                          pending authentications, Approve / Reject
     POST /phone/{authRef}/approve|reject decide (303 back to /phone)
     POST /control/faults                 {"user": user_info or "*", "kind", "latency",
@@ -38,6 +39,7 @@ from ciba_gateway_freja.simulation import (
     Persona,
     SimulatorSettings,
 )
+from ciba_gateway_freja.wire import OPERATIONS
 
 __all__ = [
     "FaultControl",
@@ -57,7 +59,17 @@ def _sim(state: State) -> FrejaSimulator:
 
 @asgi("/authentication/1.0", is_mount=True, copy_scope=True)
 async def rp_api(scope: Scope, receive: Receive, send: Send) -> None:
-    """The RP API, served raw: any Content-Type, exact status codes, dropped connections."""
+    """The authentication API, served raw: any Content-Type, exact statuses, dropped answers."""
+    await _serve_api("/authentication/1.0", scope, receive, send)
+
+
+@asgi("/sign/1.0", is_mount=True, copy_scope=True)
+async def sign_api(scope: Scope, receive: Receive, send: Send) -> None:
+    """The signature API (initSignature, getOneResult, cancel), served like rp_api."""
+    await _serve_api("/sign/1.0", scope, receive, send)
+
+
+async def _serve_api(mount: str, scope: Scope, receive: Receive, send: Send) -> None:
     sim: FrejaSimulator = scope["app"].state.freja
     chunks: list[bytes] = []
     size = 0
@@ -72,7 +84,8 @@ async def rp_api(scope: Scope, receive: Receive, send: Send) -> None:
         if not message.get("more_body", False):
             break
     body = b"".join(chunks) if size <= _MAX_BODY else b""
-    reply = await sim.handle(scope["path"].strip("/"), scope["method"], body)
+    path = f"{mount}/{scope['path'].strip('/')}"
+    reply = await sim.handle(OPERATIONS.get(path, path), scope["method"], body)
     headers = [
         (b"content-type", reply.media_type.encode()),
         (b"content-length", str(len(reply.body)).encode()),
@@ -164,6 +177,7 @@ def create_simulator(
     return Litestar(
         route_handlers=[
             rp_api,
+            sign_api,
             index,
             phone,
             phone_decide,

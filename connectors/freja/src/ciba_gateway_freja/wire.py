@@ -26,6 +26,7 @@ __all__ = [
     "ERROR_MESSAGES",
     "FINAL_STATUSES",
     "LEVELS",
+    "OPERATIONS",
     "PARAMETERS",
     "PATHS",
     "Attribute",
@@ -35,16 +36,21 @@ __all__ = [
     "AuthResults",
     "BasicUserInfo",
     "BodyError",
+    "DataToSign",
     "EmailEntry",
     "ErrorBody",
     "InitAuthRequest",
     "InitAuthResponse",
+    "InitSignRequest",
+    "InitSignResponse",
     "Level",
     "Operation",
     "ParsedBody",
     "PhoneEntry",
     "RequestedAttributes",
     "ResultsRequest",
+    "SignRefRequest",
+    "SignResult",
     "SsnAttribute",
     "Status",
     "UserInfoType",
@@ -55,21 +61,38 @@ __all__ = [
     "level_rank",
 ]
 
-Operation = Literal["initAuthentication", "getOneResult", "getResults", "cancel"]
+Operation = Literal[
+    "initAuthentication",
+    "getOneResult",
+    "getResults",
+    "cancel",
+    "initSignature",
+    "getOneSignResult",
+    "cancelSignature",
+]
 
 PATHS: Final[dict[Operation, str]] = {
     "initAuthentication": "/authentication/1.0/initAuthentication",
     "getOneResult": "/authentication/1.0/getOneResult",
     "getResults": "/authentication/1.0/getResults",
     "cancel": "/authentication/1.0/cancel",
+    "initSignature": "/sign/1.0/initSignature",
+    "getOneSignResult": "/sign/1.0/getOneResult",
+    "cancelSignature": "/sign/1.0/cancel",
 }
 """Path of each operation, relative to the service base URL."""
+
+OPERATIONS: Final[dict[str, Operation]] = {path: op for op, path in PATHS.items()}
+"""The operation served at each path."""
 
 PARAMETERS: Final[dict[Operation, str]] = {
     "initAuthentication": "initAuthRequest",
     "getOneResult": "getOneAuthResultRequest",
     "getResults": "getAuthResultsRequest",
     "cancel": "cancelAuthRequest",
+    "initSignature": "initSignRequest",
+    "getOneSignResult": "getOneSignResultRequest",
+    "cancelSignature": "cancelSignRequest",
 }
 """The body parameter name of each operation."""
 
@@ -173,6 +196,59 @@ class InitAuthRequest(_Wire, frozen=True, forbid_unknown_fields=True):
     org_id_issuer: str | None = None
     origin_device_details: dict[str, Any] | None = None
     use_dynamic_qr_code: bool | None = None
+
+
+class DataToSign(_Wire, frozen=True, forbid_unknown_fields=True):
+    """``dataToSign`` of a ``SIMPLE_UTF8_TEXT`` signature: base64 of the UTF-8 text."""
+
+    text: str
+
+
+class InitSignRequest(_Wire, frozen=True, forbid_unknown_fields=True):
+    """The JSON inside ``initSignRequest`` (UPSTREAMS.md 2.7)."""
+
+    user_info_type: str
+    user_info: str
+    data_to_sign_type: str
+    """``SIMPLE_UTF8_TEXT`` (required: defaults are omitted when encoding)."""
+    data_to_sign: DataToSign
+    signature_type: str
+    """``SIMPLE``."""
+    min_registration_level: str | None = None
+    title: str | None = None
+    expiry: int | None = None
+    """Absolute epoch milliseconds; Freja's default is now + 2 minutes."""
+    attributes_to_return: tuple[AttributeRequest, ...] | None = None
+
+
+class InitSignResponse(_Wire, frozen=True):
+    """Answer to initSignature."""
+
+    sign_ref: str
+
+
+class SignRefRequest(_Wire, frozen=True, forbid_unknown_fields=True):
+    """The JSON of ``getOneSignResultRequest`` and ``cancelSignRequest``."""
+
+    sign_ref: str
+
+
+class SignResult(_Wire, frozen=True):
+    """One signature result; its ``details`` JWS payload carries ``signatureData``."""
+
+    sign_ref: str
+    status: str
+    details: str | None = None
+    requested_attributes: dict[str, Any] | None = None
+
+    def as_auth_result(self) -> AuthResult:
+        """The same answer in the shape of an authentication result (``signRef`` as ref)."""
+        return AuthResult(
+            auth_ref=self.sign_ref,
+            status=self.status,
+            details=self.details,
+            requested_attributes=self.requested_attributes,
+        )
 
 
 class InitAuthResponse(_Wire, frozen=True):
