@@ -20,11 +20,13 @@ ETC = "/etc/ciba-gateway/"
 def example_with_its_files(directory: Path) -> Path:
     """A copy of the example whose /etc/ciba-gateway/ files exist under ``directory``.
 
-    The signing key is generated as the README says; the BankID RP certificate, its
-    key and the CA come from the connector test kit's throwaway PKI.
+    The signing key and the ciba connector's client key are generated as the comments
+    say; the BankID RP certificate, its key and the CA come from the connector test
+    kit's throwaway PKI.
     """
     etc = directory / "etc"
     write_private_jwk(etc / "keys" / "acme-2026-1.jwk", "ES256", "acme-2026-1")
+    write_private_jwk(etc / "nobankid" / "client.jwk", "ES256", "nobankid-1")
     (etc / "bankid").mkdir(parents=True)
     pki = issue_test_pki(etc / "bankid")
     for name, source in (
