@@ -37,10 +37,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def served(yaml: str, port: int, certfile: str | None = None) -> AsyncIterator[Any]:
+async def served(
+    yaml: str, port: int, certfile: str | None = None, client_ca: str | None = None
+) -> AsyncIterator[Any]:
     """The gateway of ``yaml`` served on ``127.0.0.1:port`` (lifespan and driver running).
 
-    With ``certfile`` (certificate + key PEM) it serves https.
+    With ``certfile`` (certificate + key PEM) it serves https; with ``client_ca`` too,
+    it requires a client certificate issued by that CA (mutual TLS).
     """
     app = create_app(parse_config(yaml, registry=load_registry()))
     config = uvicorn.Config(
@@ -50,6 +53,8 @@ async def served(yaml: str, port: int, certfile: str | None = None) -> AsyncIter
         log_level="warning",
         lifespan="on",
         ssl_certfile=certfile,
+        ssl_ca_certs=client_ca,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -17,7 +17,8 @@ from ciba_gateway_ciba.connector import CibaConnector, Config
 from conftest import start_request
 from gateways import RelyingParty, free_port, served
 
-from ciba_gateway.connector import ConnectorDeps, Pending
+from ciba_gateway.connector import ConnectorDeps, Pending, UpstreamUnavailable
+from ciba_gateway.connector.testing import issue_test_pki
 
 KARL = "199001011239"  # the simulator approves at once
 NILS = "198112289874"  # declines in the app
@@ -174,3 +175,48 @@ async def test_slow_down_from_the_upstream_gateway_grows_the_interval(
     assert isinstance(second, Pending)
     assert second.poll_after == 6.0
     assert second.session == {**started.session, "interval": 6.0}
+
+
+@pytest.mark.parametrize("with_certificate", [True, False], ids=["client-cert", "no-client-cert"])
+async def test_upstream_over_mutual_tls(
+    tmp_path: Path, deps: ConnectorDeps, with_certificate: bool
+) -> None:
+    """``http:`` settings give the connector mTLS to its upstream (gateway B behind TLS
+    that requires a client certificate): without the certificate it is unavailable."""
+    pki = issue_test_pki(tmp_path)
+    b_port = free_port()
+    # B's own BankID connector would call its simulator through the same mTLS port:
+    # an example connector (a person who stays pending) serves B's route instead.
+    yaml = f"""
+store: {{url: "memory://"}}
+tenants:
+  - id: b
+    issuer: https://127.0.0.1:{b_port}/b
+    keys: [{{kid: b-1, alg: RS256, file: {tmp_path}/b-1.jwk, generate: true}}]
+    subject: {{salt: "b-subject-salt-0123456789"}}
+    connectors:
+      people: {{type: example, people: [{{hint: "ssn:{TOLVAN}", name: T, outcome: pending}}]}}
+    routes: [{{login_hint: ssn, connector: people}}]
+    clients:
+      - client_id: gateway-a
+        auth: {{method: client_secret_basic, secret: "{B_SECRET}"}}
+"""
+    async with served(yaml, b_port, certfile=pki.server, client_ca=pki.ca):
+        http = {"ca_file": pki.ca, **({"client_cert": pki.client} if with_certificate else {})}
+        settings = {
+            "issuer": f"https://127.0.0.1:{b_port}/b",
+            "client_id": "gateway-a",
+            "auth": {"method": "client_secret_basic", "secret": B_SECRET},
+            "login_hint": {"ssn": "ssn:{value}"},
+            "http": {**http, "retries": 1},
+        }
+        connector = CibaConnector(msgspec.convert(settings, Config), deps)
+        try:
+            if with_certificate:
+                started = await connector.start(start_request(TOLVAN, country="SE"))
+                assert started.session["auth_req_id"]
+            else:
+                with pytest.raises(UpstreamUnavailable):
+                    await connector.start(start_request(TOLVAN, country="SE"))
+        finally:
+            await connector.aclose()
