@@ -32,6 +32,7 @@ from ciba_gateway.connector import (
     InvalidHint,
     Pending,
     PollResult,
+    UpstreamRejected,
     UpstreamUnavailable,
     UserNotFound,
 )
@@ -52,6 +53,8 @@ class Wire(httpx.AsyncBaseTransport):
         """The private JWK that signs rewritten tokens (default: the provider's own)."""
         self.userinfo_sub: str | None = None
         """A ``sub`` written into userinfo answers."""
+        self.metadata_patch: dict[str, Any] = {}
+        """Members written into the discovery answer."""
         self.faults: dict[str, list[int]] = {}
         """Path -> statuses answered instead of the provider, one per request."""
 
@@ -61,6 +64,9 @@ class Wire(httpx.AsyncBaseTransport):
             status = self.faults[request.url.path].pop(0)
             return httpx.Response(status, json={"error": "server_error"} if status >= 500 else {})
         response = await self.inner.handle_async_request(request)
+        if self.metadata_patch and request.url.path == "/.well-known/openid-configuration":
+            body = json.loads(await response.aread())
+            return httpx.Response(200, json={**body, **self.metadata_patch})
         if self.userinfo_sub is not None and request.url.path == "/me":
             body = json.loads(await response.aread())
             return httpx.Response(response.status_code, json={**body, "sub": self.userinfo_sub})
@@ -379,3 +385,32 @@ async def test_userinfo_of_another_sub_fails(make_connector: ConnectorFactory, o
 
     assert isinstance(result, Failed)
     assert "userinfo sub" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("patch", "config", "reason"),
+    [
+        (
+            {"backchannel_token_delivery_modes_supported": ["poll"]},
+            {"delivery_mode": "ping"},
+            "ping",
+        ),
+        ({"token_endpoint_auth_methods_supported": ["private_key_jwt"]}, {}, "client_secret_basic"),
+    ],
+    ids=["delivery-mode", "auth-method"],
+)
+async def test_unsupported_settings_are_refused_before_sending(
+    make_connector: ConnectorFactory,
+    op: TestOp,
+    patch: dict[str, Any],
+    config: dict[str, Any],
+    reason: str,
+) -> None:
+    """A delivery mode or client auth method discovery does not list is refused unsent."""
+    wire = Wire(op)
+    wire.metadata_patch = patch
+    connector = make_connector(transport=wire, **config)
+
+    with pytest.raises(UpstreamRejected, match=reason):
+        await connector.start(start_request(OLA))
+    assert wire.paths["/backchannel"] == 0

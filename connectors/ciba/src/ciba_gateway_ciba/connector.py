@@ -58,6 +58,7 @@ from ciba_gateway_ciba.provider import Provider
 from ciba_gateway_ciba.wire import (
     Answer,
     BackchannelAnswer,
+    Metadata,
     TokenAnswer,
     UpstreamProtocolError,
     decode,
@@ -143,11 +144,6 @@ class CibaConnector(BaseConnector):
             connector="ciba", tenant=deps.tenant_id, instance=deps.instance_name
         )
 
-    @property
-    def notification_endpoint(self) -> str:
-        """The URL to register upstream as ``backchannel_client_notification_endpoint``."""
-        return f"{self.deps.base_url}/ping"
-
     # --- start --------------------------------------------------------------
 
     async def start(self, request: StartRequest) -> Started:
@@ -201,6 +197,7 @@ class CibaConnector(BaseConnector):
 
     async def _backchannel(self, form: dict[str, str]) -> BackchannelAnswer:
         try:
+            self._check_support(await self.provider.metadata())
             answer = await self.provider.backchannel(form)
         except (httpx.HTTPError, UpstreamProtocolError) as exc:
             self._log.warning("ciba_start_failed", error=type(exc).__name__)
@@ -211,6 +208,19 @@ class CibaConnector(BaseConnector):
             return decode(answer.body, BackchannelAnswer)
         except UpstreamProtocolError as exc:
             raise UpstreamUnavailable("the upstream provider answered malformed JSON") from exc
+
+    def _check_support(self, metadata: Metadata) -> None:
+        """Refuse before sending when discovery says the upstream cannot serve this config."""
+        modes = metadata.backchannel_token_delivery_modes_supported
+        if modes and self.config.delivery_mode not in modes:
+            raise UpstreamRejected(
+                f"the upstream provider does not deliver in {self.config.delivery_mode} mode"
+            )
+        methods = metadata.token_endpoint_auth_methods_supported
+        if methods and self.config.auth.method not in methods:
+            raise UpstreamRejected(
+                f"the upstream provider does not accept {self.config.auth.method}"
+            )
 
     def _start_error(self, answer: Answer) -> Exception:
         error = error_of(answer)

@@ -47,7 +47,9 @@ class Metadata(msgspec.Struct, frozen=True, kw_only=True):
     userinfo_endpoint: str | None = None
     backchannel_token_delivery_modes_supported: tuple[str, ...] = ()
     id_token_signing_alg_values_supported: tuple[str, ...] = ("RS256",)
-    token_endpoint_auth_methods_supported: tuple[str, ...] = ("client_secret_basic",)
+    token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    """Empty when discovery does not say (OIDC Discovery's default is client_secret_basic,
+    but many providers omit the list); then nothing is checked."""
 
 
 class BackchannelAnswer(msgspec.Struct, frozen=True, kw_only=True):
