@@ -319,8 +319,17 @@ def create_app(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(AccessLogMiddleware, metrics=metrics)],
+        middleware=[
+            DefineMiddleware(
+                AccessLogMiddleware,
+                metrics=metrics,
+                quiet_prefixes=()
+                if config.logging.simulator_requests
+                else tuple(f"{s.mount.rstrip('/')}/" for s in config.simulators),
+            )
+        ],
         openapi_config=None,
+        logging_config=None,  # configure_logging set up the stdlib root: one format
         request_max_body_size=MAX_REQUEST_BODY,
         debug=False,
     )

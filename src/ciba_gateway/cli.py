@@ -10,14 +10,23 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ciba_gateway import __version__
+
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ciba-gateway", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="ciba-gateway",
+        description="An OpenID Connect CIBA gateway in front of national eID schemes.",
+        epilog="ciba-gateway COMMAND --help shows the options of a command.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="print the version"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the gateway")
+    serve = sub.add_parser("serve", help="run the gateway", description="Run the gateway.")
     serve.add_argument("--config", required=True, help="gateway YAML file")
     serve.add_argument("--host", help="bind address (default: server.host of the config)")
     serve.add_argument("--port", type=int, help="port (default: server.port of the config)")
@@ -29,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
         help="ASGI server (default granian, the faster one here; see BENCHMARKS.md)",
     )
 
-    demo = sub.add_parser("demo", help="run the demo: gateway + simulators on one port")
+    demo = sub.add_parser(
+        "demo",
+        help="run the demo: gateway + simulators on one port",
+        description="Run the demo: the gateway and the upstream simulators in one process.",
+    )
     demo.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
     demo.add_argument(
         "--config", help="run this config instead of the demo's own (shipped in the package)"
@@ -40,13 +53,18 @@ def _parser() -> argparse.ArgumentParser:
         help="directory for the database, signing keys and certificates (default ./var)",
     )
 
-    check = sub.add_parser("check-config", help="validate a config file, print every error")
-    check.add_argument("path")
+    check = sub.add_parser(
+        "check-config",
+        help="check a config file as serve would, print every problem",
+        description="Check a config file and the key and TLS files it names; print every "
+        "problem as FILE:LINE:COLUMN: path: message. Exit 0 when it is fine, 1 if not.",
+    )
+    check.add_argument("path", help="the gateway YAML file")
 
     sub.add_parser("config-schema", help="print the JSON Schema of the config file")
 
     keys = sub.add_parser("keys", help="signing key tools")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
     gen = keys_sub.add_parser("generate", help="make a new private JWK (a signing key)")
     gen.add_argument(
         "--alg",
@@ -63,12 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     reload = sub.add_parser("reload", help="ask a running gateway to reload its config (SIGHUP)")
-    reload.add_argument("pid", type=int, help="process id of `ciba-gateway serve`")
+    reload.add_argument("pid", type=int, help="process id of the ciba-gateway serve process")
 
     sim = sub.add_parser("simulate", help="run an upstream simulator on its own")
     sim.add_argument("name", help="simulator type, e.g. bankid")
-    sim.add_argument("--port", type=int, default=8090)
-    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8090, help="port (default 8090)")
+    sim.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     sim.add_argument("--config", help="take settings from this config's simulators entry")
     return parser
 

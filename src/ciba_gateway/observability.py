@@ -212,6 +212,27 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+    # Lines of other libraries (the ASGI server's own, say) go through the stdlib:
+    # one root handler renders them with the same processors, so there is one format.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                _UtcTimestamp(),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *exceptions,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(min_level)
     # httpx logs every request at INFO through the stdlib, unredacted and not as
     # JSON; our own events already cover outbound calls.
     for name in ("httpx", "httpcore"):

@@ -237,6 +237,12 @@ def test_readme_walkthrough_runs_against_the_demo(running_demo: tuple[Process, s
     assert claims("ssn:199001011239", "urn:grn:authn:se:frejaid:plus")["given_name"] == "Karl"
     chained = claims("ssn:199001011239", "urn:grn:authn:no:bankid")
     assert (chained["name"], chained["ssn"]) == ("Karl Karlsson", "199001011239")
+    # The console: no access line per simulator poll; the server's own lines in one format.
+    output = process.output()
+    assert re.search(r"^\S+Z \[info\s*\] request .*endpoint=bc-authorize", output, re.M)
+    assert not re.search(r"\] request .*endpoint=/rp", output)
+    assert re.search(r"^\S+Z \[info\s*\] Started server process", output, re.M), output
+    assert "uvicorn.error - " not in output
     sms = claims("tel:+46701234567", "urn:ciba-gateway:acr:sms-link")
     assert sms["phone_number"] == "+46701234567" and sms["amr"] == ["sms"]
     assert sms["phone_number_verified"] is True

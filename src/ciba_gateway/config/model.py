@@ -128,6 +128,8 @@ class StoreConfig(Base, kw_only=True):
 class LoggingConfig(Base, kw_only=True):
     format: Literal["json", "console"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    simulator_requests: bool = False
+    """Log each request to the in-process simulators too (off: one line per upstream poll)."""
 
 
 class KeyConfig(Base, kw_only=True):

@@ -21,9 +21,13 @@ class AccessLogMiddleware:
     URL (connector callback tokens) reaches the log: only its first segment.
     """
 
-    def __init__(self, app: Any, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, app: Any, metrics: Metrics | None = None, quiet_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.quiet_prefixes = quiet_prefixes
+        """Paths (the in-process simulators' mounts) whose requests are not logged."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -45,16 +49,23 @@ class AccessLogMiddleware:
         finally:
             seconds = time.perf_counter() - started
             endpoint = _endpoint(scope["path"], fields.get("tenant"))
-            log.info(
-                "request",
-                method=scope["method"],
-                endpoint=endpoint,
-                status=status,
-                duration_ms=round(seconds * 1000, 2),
-                **fields,
-            )
+            if not (self.quiet_prefixes and _request_path(scope).startswith(self.quiet_prefixes)):
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    endpoint=endpoint,
+                    status=status,
+                    duration_ms=round(seconds * 1000, 2),
+                    **fields,
+                )
             if self.metrics is not None:
                 self.metrics.observe_request(fields.get("tenant"), endpoint, status, seconds)
+
+
+def _request_path(scope: dict[str, Any]) -> str:
+    # A mount (a simulator) sees its own path in scope["path"]; raw_path is the request's.
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if raw else scope["path"]
 
 
 def _endpoint(path: str, tenant: str | None) -> str:
