@@ -45,6 +45,13 @@ BASE = {"issuer": "https://op.example", "client_id": "gw"}
             "bad template",
         ),
         ({"auth": {"method": "client_secret_post", "secret": "s"}, "issuer": "op"}, "issuer"),
+        (
+            {
+                "auth": {"method": "client_secret_post", "secret": "s"},
+                "issuer": "http://op.example",
+            },
+            "https",
+        ),
     ],
 )
 def test_config_refuses_unusable_settings(settings: dict[str, object], message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -27,6 +28,7 @@ _STANDARD_CLAIMS = (
 )
 
 _Url = Annotated[str, Meta(pattern=r"^https?://[^\s]+$")]
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class ClientAuth(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -111,6 +113,9 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     http: HttpSettings = msgspec.field(default_factory=HttpSettings)
 
     def __post_init__(self) -> None:
+        parts = urlsplit(self.issuer)
+        if parts.scheme != "https" and parts.hostname not in _LOOPBACK:
+            raise ValueError("issuer must be an https URL (http only for a loopback address)")
         if "openid" not in self.scope:
             raise ValueError("scope must contain openid")
         unknown = set(self.login_hint) - {"ssn", "tel", "email"}
