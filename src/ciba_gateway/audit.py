@@ -33,7 +33,7 @@ from ciba_gateway.flow.model import AuthRequest
 from ciba_gateway.observability import auth_req_ref
 from ciba_gateway.protocol.hints import mask_hint
 
-__all__ = ["AuditTrail", "decision_event", "evidence_record"]
+__all__ = ["AuditTrail", "decision_event", "evidence_record", "file_problem"]
 
 EVENT = "audit_decision"
 log = structlog.get_logger("ciba_gateway.audit")
@@ -120,6 +120,20 @@ class AuditTrail:
             if fd is not None:
                 os.close(fd)
         self._fd = self._evidence_fd = None
+
+
+def file_problem(path: str) -> str | None:
+    """Why the audit trail could not append to ``path`` (None when it can)."""
+    if os.path.isdir(path):
+        return f"{path} is a directory, not a file to append to"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else f"cannot write {path}"
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        return f"directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot create {path}: directory {parent} is not writable"
+    return None
 
 
 def _open(path: str) -> int:

@@ -3,7 +3,8 @@
 ``configure_logging`` is called once at startup; modules only call
 ``structlog.get_logger()``. Every event passes ``redact`` before rendering:
 
-- values under secret keys (``client_secret``, tokens, ``authorization``, ...,
+- values under secret keys (``client_secret``, tokens, ``authorization``, upstream
+  signature ``evidence`` / ``proof``, ...,
   and any key ending in ``_secret``, ``_token`` or ``password``; matched
   case-insensitively with ``-`` read as ``_``) become ``"[redacted]"``;
 - ``login_hint`` is masked with ``mask_hint``, ``auth_req_id`` is replaced by
@@ -47,11 +48,13 @@ SECRET_KEYS = frozenset(
         "client_secret",
         "code",
         "cookie",
+        "evidence",
         "id_token",
         "id_token_hint",
         "login_hint_token",
         "password",
         "private_key",
+        "proof",
         "proxy_authorization",
         "refresh_token",
         "request",

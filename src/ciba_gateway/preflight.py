@@ -2,9 +2,9 @@
 
 The configuration itself (structure, rules, cross-references: ``config.load``), and
 the files it names: each tenant's signing key files (a missing one is fine with
-``generate: true``, the gateway creates it on start) and the TLS files of each
-connector's ``http`` settings. Every problem carries its YAML path and, when known,
-its line and column.
+``generate: true``, the gateway creates it on start), the TLS files of each
+connector's ``http`` settings and the audit trail's files (appendable). Every
+problem carries its YAML path and, when known, its line and column.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from ciba_gateway.audit import file_problem as audit_file_problem
 from ciba_gateway.config.load import load_config, locate, read_document
 from ciba_gateway.config.model import GatewayConfig, KeyConfig
 from ciba_gateway.connector.outbound import HttpSettings, tls_file_problems
@@ -65,7 +66,13 @@ def log_refused(log: Any, exc: ConfigError) -> None:
 
 
 def _file_problems(data: Any) -> Iterator[tuple[str, str]]:
-    """``(path, message)`` for each key or TLS file that would not load."""
+    """``(path, message)`` for each key, TLS or audit file that would not load."""
+    audit = data.get("audit") if isinstance(data, dict) else None
+    for field in ("file", "evidence_file"):
+        value = audit.get(field) if isinstance(audit, dict) else None
+        problem = audit_file_problem(value) if isinstance(value, str) and value else None
+        if problem:
+            yield f"audit.{field}", problem
     tenants = data.get("tenants") if isinstance(data, dict) else None
     for i, tenant in enumerate(tenants if isinstance(tenants, list) else []):
         if not isinstance(tenant, dict):

@@ -10,8 +10,12 @@ from msgspec.structs import replace
 
 from ciba_gateway.audit import AuditTrail, decision_event
 from ciba_gateway.config.model import AuditConfig
-from ciba_gateway.connector import Evidence, Identity, LoginHint
+from ciba_gateway.connector import Evidence, Identity, LoginHint, load_registry
+from ciba_gateway.errors import ConfigError
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.observability import redact
+from ciba_gateway.preflight import check_config
+from tests.example_config import EXAMPLE_SECRETS, example_with_its_files
 
 SIGNATURE = "PD94bWwgdmVyc2lvbj0iMS4wIj8+PHVzZXI+MTk5MDAxMDExMjM5PC91c2VyPg=="
 
@@ -103,3 +107,29 @@ def test_none_sink_records_nothing(tmp_path: Path) -> None:
     trail.close()
     assert logs == []
     assert (tmp_path / "e").read_text() == ""
+
+
+def test_check_config_reports_audit_files_it_cannot_append_to(tmp_path: Path) -> None:
+    """A missing directory or a directory in place of the file: problems with their path."""
+    path = example_with_its_files(tmp_path)
+    audit = (
+        f"audit: {{sink: file, file: {tmp_path}/no/such/dir/a.jsonl, evidence_file: {tmp_path}}}\n"
+    )
+    path.write_text(audit + path.read_text())
+    try:
+        check_config(path, registry=load_registry(), env=EXAMPLE_SECRETS)
+    except ConfigError as exc:
+        problems = {p.path: p.message for p in exc.problems}
+    else:
+        raise AssertionError("check_config accepted unwritable audit files")
+    assert set(problems) == {"audit.file", "audit.evidence_file"}
+    assert "does not exist" in problems["audit.file"]
+    assert "is a directory" in problems["audit.evidence_file"]
+
+
+def test_evidence_never_survives_the_log_redaction() -> None:
+    """Even an Identity logged by mistake loses its evidence in the redaction processor."""
+    identity = approved().identity
+    event = redact(None, "info", {"event": "oops", "identity": identity})
+    assert SIGNATURE not in json.dumps(event)
+    assert event["identity"]["evidence"] == "[redacted]"
