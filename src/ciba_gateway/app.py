@@ -23,7 +23,6 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.handlers import asgi
-from litestar.middleware import DefineMiddleware
 
 from ciba_gateway.audit import AuditTrail
 from ciba_gateway.config.model import GatewayConfig
@@ -319,19 +318,18 @@ def create_app(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        middleware=[
-            DefineMiddleware(
-                AccessLogMiddleware,
-                metrics=metrics,
-                quiet_prefixes=()
-                if config.logging.simulator_requests
-                else tuple(f"{s.mount.rstrip('/')}/" for s in config.simulators),
-            )
-        ],
         openapi_config=None,
         logging_config=None,  # configure_logging set up the stdlib root: one format
         request_max_body_size=MAX_REQUEST_BODY,
         debug=False,
+    )
+    # Around the whole app, not in the route stack: unrouted requests are logged too.
+    app.asgi_handler = AccessLogMiddleware(
+        app.asgi_handler,
+        metrics=metrics,
+        quiet_prefixes=()
+        if config.logging.simulator_requests
+        else tuple(f"{s.mount.rstrip('/')}/" for s in config.simulators),
     )
     app.state.metrics = metrics
     return app

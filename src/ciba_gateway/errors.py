@@ -13,6 +13,7 @@ Exception tree::
     |   +-- InvalidUserCodeError          400 invalid_user_code          (CIBA Core 13)
     |   +-- InvalidBindingMessageError    400 invalid_binding_message    (CIBA Core 13)
     |   +-- InvalidAuthorizationDetailsError 400 invalid_authorization_details (RFC 9396 5)
+    |   +-- RequestUriNotSupportedError   400 request_uri_not_supported  (OIDC Core 6.2)
     |   +-- InvalidClientError            401 invalid_client
     |   +-- AccessDeniedError             403 at bc-authorize, 400 at the token endpoint
     |   +-- AuthorizationPendingError     400 authorization_pending      (CIBA Core 11)
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidUserCodeError",
     "MissingUserCodeError",
     "OAuthError",
+    "RequestUriNotSupportedError",
     "ServerError",
     "SlowDownError",
     "StoreError",
@@ -141,6 +143,10 @@ class InvalidBindingMessageError(OAuthError):
 
 class InvalidAuthorizationDetailsError(OAuthError):
     error = "invalid_authorization_details"
+
+
+class RequestUriNotSupportedError(OAuthError):
+    error = "request_uri_not_supported"
 
 
 class InvalidClientError(OAuthError):

@@ -97,6 +97,8 @@ class Metrics:
         name = endpoint if endpoint in _KNOWN_ENDPOINTS or endpoint.startswith("/") else "connector"
         if endpoint.startswith("/") and endpoint not in {"/healthz", "/readyz", "/metrics"}:
             name = "other"
+        elif endpoint == "(unrouted)":  # web.access_log.UNROUTED: no route served it
+            name = "unrouted"
         key = (tenant or "-", name, status)
         children = self._request_children.get(key)
         if children is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from structlog.testing import capture_logs
+
 from tests.integration.conftest import Harness
 
 
@@ -58,13 +60,43 @@ async def test_jwks_publishes_public_keys_only(harness: Harness) -> None:
 async def test_unknown_tenant_and_path_answer_json(harness: Harness) -> None:
     """Unknown tenants and paths answer OAuth-shaped JSON, never HTML."""
     unknown = await harness.client.get("/nope/.well-known/openid-configuration")
-    assert unknown.status_code == 400
+    assert unknown.status_code == 404
     assert unknown.json()["error"] == "invalid_request"
     missing = await harness.client.get("/acme/nothing/here/at-all")
     assert missing.status_code == 404
+    assert missing.json()["error"] == "invalid_request"
     wrong_method = await harness.client.get("/acme/token")
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error"] == "invalid_request"
+    token = await harness.token("x", auth=("callcenter", "wrong-secret-0123456789"))
+    discovery = await harness.client.get("/acme/.well-known/openid-configuration")
+    for answer in (unknown, missing, wrong_method, token, discovery):
+        assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_unrouted_requests_are_logged_and_counted(harness: Harness) -> None:
+    """404s and 405s no route serves reach the access log and /metrics as (unrouted)."""
+    with capture_logs() as logs:
+        await harness.client.get("/acme/nothing/here/at-all")
+        await harness.client.post("/nope/token")
+        await harness.client.delete("/acme/token")
+        await harness.client.get("/no/such/path/at/all")
+    lines = [e for e in logs if e["event"] == "request"]
+    assert [(e["endpoint"], e["status"]) for e in lines] == [
+        ("(unrouted)", 404),
+        ("(unrouted)", 404),
+        ("(unrouted)", 405),
+        ("(unrouted)", 404),
+    ]
+    metrics = await harness.client.get("/metrics")
+    assert metrics.headers["content-type"].count("charset") == 1
+    counted = [
+        line
+        for line in metrics.text.splitlines()
+        if line.startswith("ciba_http_requests_total") and 'endpoint="unrouted"' in line
+    ]
+    assert len(counted) == 3, metrics.text[:2000]  # 404 in acme, 404 and 405 outside
+    assert "no/such" not in metrics.text
 
 
 async def test_token_endpoint_requires_form_encoding(harness: Harness) -> None:

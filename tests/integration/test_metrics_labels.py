@@ -52,7 +52,7 @@ async def test_unknown_paths_fold_into_bounded_endpoint_labels(harness: Harness)
         await harness.client.get(path)
     text = (await harness.client.get("/metrics")).text
     endpoints = set(re.findall(r'ciba_http_requests_total\{endpoint="([^"]*)"', text))
-    assert endpoints <= {"other", "connector", "/metrics"}
+    assert endpoints <= {"other", "connector", "unrouted", "/metrics"}
     for fragment in ("7f3a", "9c1e", "secret-42"):
         assert fragment not in text
 

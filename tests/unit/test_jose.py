@@ -164,6 +164,7 @@ async def check_assertion(
         keys=cache,
         remember=remember or Remember(),
         now=NOW,
+        tenant_id="demo",
     )
 
 
@@ -175,7 +176,7 @@ async def test_client_secret_jwt_hs256_accepted(cache: JwksCache) -> None:
     remember = Remember()
     token = hs256(assertion_claims("callcenter"))
     await check_assertion(token, cache, SECRET_CLIENT, remember)
-    assert remember.seen == {("client_assertion:callcenter", "jti-1"): 120.0}
+    assert remember.seen == {("client_assertion:demo:callcenter", "jti-1"): 120.0}
 
 
 async def test_private_key_jwt_es256_accepted(cache: JwksCache) -> None:
@@ -335,6 +336,7 @@ async def test_jwks_uri_refetched_for_new_kid_at_most_every_30s(
             keys=cache,
             remember=Remember(),
             now=NOW,
+            tenant_id="demo",
         )
     assert server.fetches == 2
 
@@ -419,6 +421,7 @@ async def check_request(
         keys=cache,
         remember=remember or Remember(),
         now=NOW,
+        tenant_id="demo",
     )
 
 
@@ -427,7 +430,7 @@ async def test_request_object_valid(cache: JwksCache) -> None:
     remember = Remember()
     claims = await check_request(signed(request_claims()), cache, remember)
     assert claims["login_hint"] == "ssn:199001011239"
-    assert ("request_object:pos", "r-1") in remember.seen
+    assert ("request_object:demo:pos", "r-1") in remember.seen
 
 
 async def test_request_object_wrong_aud(cache: JwksCache) -> None:
@@ -593,3 +596,30 @@ def test_id_token_hint_too_old(tenant_keys: TenantKeys) -> None:
     """An ID token older than max_age is refused."""
     with pytest.raises(InvalidRequestError, match="too old"):
         check_id_hint(id_token(tenant_keys, issued=NOW - 1000), tenant_keys, max_age=600)
+
+
+async def test_assertion_jti_cache_is_per_tenant_and_client(cache: JwksCache) -> None:
+    """A jti used by client "pos" of one tenant does not block "pos" of another tenant."""
+    remember = Remember()
+    token = signed(assertion_claims())
+
+    async def use(tenant_id: str) -> None:
+        await verify_client_assertion(
+            token,
+            client=KEY_CLIENT,
+            audiences={ISSUER, TOKEN_URL},
+            allowed_algs=ALGS,
+            keys=cache,
+            remember=remember,
+            now=NOW,
+            tenant_id=tenant_id,
+        )
+
+    await use("acme")
+    await use("beta")
+    with pytest.raises(InvalidClientError, match="used before"):
+        await use("acme")
+    assert {ns for ns, _ in remember.seen} == {
+        "client_assertion:acme:pos",
+        "client_assertion:beta:pos",
+    }

@@ -61,7 +61,7 @@ async def test_page_sends_security_headers(harness: Harness) -> None:
     assert headers["cache-control"] == "no-store"
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["x-content-type-options"] == "nosniff"
-    assert headers["content-type"].startswith("text/html")
+    assert headers["content-type"] == "text/html; charset=utf-8"  # one charset, not two
     assert "<script" not in response.text
 
 

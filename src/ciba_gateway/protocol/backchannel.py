@@ -14,6 +14,7 @@ when no connector of the tenant has the hook).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from ciba_gateway.errors import (
     InvalidUserCodeError,
     MissingUserCodeError,
     OAuthError,
+    RequestUriNotSupportedError,
     TemporarilyUnavailableError,
     UnauthorizedClientError,
     UnknownUserIdError,
@@ -66,7 +68,15 @@ CLIENT_AUTH_PARAMS = frozenset(
 )
 NOTIFICATION_TOKEN_MAX = 1024
 AUTHORIZATION_DETAILS_MAX = 8192
-_B64TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+"""RFC 6750 section 2.1 ``b64token``: padding only at the end."""
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")
+"""RFC 6749 section 3.3 ``scope-token`` (NQCHAR)."""
+
+
+def space_separated(raw: str) -> tuple[str, ...]:
+    """The items of a space-delimited parameter: split on U+0020 only (RFC 6749 3.3)."""
+    return tuple(item for item in raw.split(" ") if item)
 
 
 @dataclass(slots=True)
@@ -125,6 +135,8 @@ async def authenticate(req: BackchannelRequest) -> None:
 async def unpack_request_object(req: BackchannelRequest) -> None:
     """Signed authentication requests (CIBA Core 7.1.1)."""
     client = req.the_client
+    if req.params.get("request_uri"):
+        raise RequestUriNotSupportedError("request_uri is not supported; send request instead")
     request_jwt = req.text("request")
     if request_jwt is None:
         if client.request_signing_alg is not None:
@@ -146,7 +158,10 @@ async def unpack_request_object(req: BackchannelRequest) -> None:
         keys=req.gateway.jwks_cache,
         remember=req.gateway.store.remember,
         now=req.gateway.clock(),
+        tenant_id=req.tenant.id,
     )
+    if "request" in claims or "request_uri" in claims:
+        raise InvalidRequestError("a request object must not contain request or request_uri")
     params: dict[str, Any] = {}
     for name, value in claims.items():
         if name in {"iss", "aud", "exp", "iat", "nbf", "jti"}:
@@ -167,7 +182,7 @@ async def check_delivery_mode(req: BackchannelRequest) -> None:
         raise InvalidRequestError(
             f"client_notification_token is required for {client.delivery_mode} mode"
         )
-    if len(token) > NOTIFICATION_TOKEN_MAX or not set(token) <= _B64TOKEN_CHARS:
+    if len(token) > NOTIFICATION_TOKEN_MAX or not _B64TOKEN.fullmatch(token):
         raise InvalidRequestError("client_notification_token must be a bearer token (RFC 6750)")
     req.notification_token = token
 
@@ -177,7 +192,11 @@ async def check_scope(req: BackchannelRequest) -> None:
     raw = req.text("scope")
     if raw is None:
         raise InvalidRequestError("missing parameter: scope")
-    scope = tuple(dict.fromkeys(raw.split()))
+    scope = tuple(dict.fromkeys(space_separated(raw)))
+    if not all(_SCOPE_TOKEN.fullmatch(s) for s in scope):
+        raise InvalidScopeError(
+            "scope values are printable ASCII separated by spaces (RFC 6749 3.3)"
+        )
     if "openid" not in scope:
         raise InvalidScopeError("scope must contain openid")
     unknown = [s for s in scope if s not in req.the_client.scopes]
@@ -273,7 +292,7 @@ async def check_requested_expiry(req: BackchannelRequest) -> None:
 async def route_request(req: BackchannelRequest) -> None:
     """Pick the connector by acr_values, then login hint kind."""
     raw = req.text("acr_values")
-    acr = tuple(raw.split()) if raw else req.the_client.default_acr_values
+    acr = space_separated(raw) if raw else req.the_client.default_acr_values
     req.acr_values = acr
     assert req.hint is not None
     req.route = select_route(req.tenant.config.routes, acr, req.hint)

@@ -306,6 +306,7 @@ async def _jwt(
             keys=jwks,
             remember=remember,
             now=now,
+            tenant_id=tenant.id,
         )
     except InvalidClientError as exc:
         raise _failed(client_id, exc.description) from None

@@ -69,6 +69,8 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
         "request_object_signing_alg_values_supported": signing,
         "claims_parameter_supported": False,
         "request_parameter_supported": True,
+        # Omitted means true (OIDC Discovery 3); request_uri is refused.
+        "request_uri_parameter_supported": False,
         "introspection_endpoint": tenant.introspection_endpoint,
         "introspection_endpoint_auth_methods_supported": _AUTH_METHODS,
         "revocation_endpoint": tenant.revocation_endpoint,

@@ -396,6 +396,7 @@ async def verify_client_assertion(
     keys: JwksCache,
     remember: Remember,
     now: float,
+    tenant_id: str,
     max_lifetime: float = 300,
 ) -> None:
     """Authenticate ``client`` by a JWT assertion (RFC 7523 section 3, OIDC Core 9).
@@ -403,6 +404,7 @@ async def verify_client_assertion(
     ``client_secret_jwt`` accepts HS256/384/512; ``private_key_jwt`` accepts
     ``allowed_algs``; ``auth.signing_alg`` narrows either to one alg. ``exp`` may be
     at most ``max_lifetime`` seconds ahead, bounding how long its ``jti`` is kept.
+    The ``jti`` replay cache is keyed by ``tenant_id`` and client id together.
 
     Raises:
         InvalidClientError: on any failure.
@@ -431,7 +433,8 @@ async def verify_client_assertion(
         )
         if claims["exp"] - now > max_lifetime + CLOCK_SKEW:
             raise _Rejected(f"{what} expires too far ahead (at most {int(max_lifetime)} s)")
-        await _use_jti(claims, what, "client_assertion:" + client.client_id, remember, now)
+        namespace = f"client_assertion:{tenant_id}:{client.client_id}"
+        await _use_jti(claims, what, namespace, remember, now)
     except _Rejected as exc:
         raise InvalidClientError(exc.reason) from None
 
@@ -445,12 +448,14 @@ async def verify_request_object(
     keys: JwksCache,
     remember: Remember,
     now: float,
+    tenant_id: str,
 ) -> dict[str, Any]:
     """The claims of a signed authentication request (CIBA Core 7.1.1).
 
     Signed with the client's key (``client.request_signing_alg`` when set); ``aud``
     names the issuer; ``iss`` is the client; ``exp``, ``iat``, ``nbf`` and ``jti``
-    are required; ``exp - nbf`` is at most 60 minutes; ``jti`` is single use.
+    are required; ``exp - nbf`` is at most 60 minutes; ``jti`` is single use (per
+    tenant and client).
 
     Raises:
         InvalidRequestError: on any failure.
@@ -478,7 +483,8 @@ async def verify_request_object(
             raise _Rejected(f"{what} lifetime (exp - nbf) exceeds 60 minutes")
         if claims.get("client_id", client.client_id) != client.client_id:
             raise _Rejected(f"{what} client_id does not match the authenticated client")
-        await _use_jti(claims, what, "request_object:" + client.client_id, remember, now)
+        namespace = f"request_object:{tenant_id}:{client.client_id}"
+        await _use_jti(claims, what, namespace, remember, now)
     except _Rejected as exc:
         raise InvalidRequestError(exc.reason) from None
     return claims

@@ -9,7 +9,10 @@ import structlog
 
 from ciba_gateway.metrics import Metrics
 
-__all__ = ["AccessLogMiddleware"]
+__all__ = ["UNROUTED", "AccessLogMiddleware"]
+
+UNROUTED = "(unrouted)"
+"""The endpoint label of requests no route or connector serves."""
 
 log = structlog.get_logger("ciba_gateway.access")
 
@@ -19,6 +22,9 @@ class AccessLogMiddleware:
 
     The endpoint is the path after the tenant segment, so no identifier in a
     URL (connector callback tokens) reaches the log: only its first segment.
+    It wraps the whole app (not a route), so requests no route serves (404, 405,
+    an unknown tenant or connector path) are logged and counted too, under the one
+    endpoint label ``(unrouted)``: a scanner's paths never become label values.
     """
 
     def __init__(
@@ -48,7 +54,10 @@ class AccessLogMiddleware:
             await self.app(scope, receive, capture)
         finally:
             seconds = time.perf_counter() - started
-            endpoint = _endpoint(scope["path"], fields.get("tenant"))
+            if scope.get("route_handler") is None or fields.pop("unrouted", False):
+                endpoint = UNROUTED
+            else:
+                endpoint = _endpoint(scope["path"], fields.get("tenant"))
             if not (self.quiet_prefixes and _request_path(scope).startswith(self.quiet_prefixes)):
                 log.info(
                     "request",

@@ -21,7 +21,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 
 from ciba_gateway.connector import CallbackRequest, CallbackRoute
-from ciba_gateway.web.endpoints import _tenant
+from ciba_gateway.web.endpoints import _tenant, log_fields
+from ciba_gateway.web.responses import split_charset
 
 __all__ = ["MAX_CALLBACK_BODY", "connector_callback", "match_route"]
 
@@ -67,6 +68,7 @@ async def connector_callback(
     instance = ctx.connectors.get(connector)
     found = match_route(list(instance.routes()), request.method, rest) if instance else None
     if found is None:
+        log_fields(request)["unrouted"] = True
         raise NotFoundException("no such endpoint")
     callback, params = found
     body = await request.body()
@@ -84,6 +86,11 @@ async def connector_callback(
             client_ip=request.client.host if request.client else "",
         )
     )
+    media_type, encoding = split_charset(answer.media_type)
     return Response(
-        answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers
+        answer.body,
+        status_code=answer.status,
+        media_type=media_type,
+        encoding=encoding,
+        headers=answer.headers,
     )

@@ -18,7 +18,7 @@ from ciba_gateway.protocol import backchannel, discovery, introspection, token
 from ciba_gateway.protocol.certificates import ClientCertificate, presented_certificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
-from ciba_gateway.web.responses import JsonAnswer, json_response
+from ciba_gateway.web.responses import JsonAnswer, json_response, split_charset
 
 __all__ = ["ROUTE_HANDLERS"]
 
@@ -34,7 +34,8 @@ def _tenant(request: AnyRequest, mount: str) -> tuple[Gateway, TenantContext]:
     gateway = _gateway(request)
     tenant = gateway.tenant(mount)
     if tenant is None:
-        raise InvalidRequestError("unknown tenant")
+        log_fields(request)["unrouted"] = True
+        raise InvalidRequestError("unknown tenant", status_code=404)
     log_fields(request)["tenant"] = tenant.id
     return gateway, tenant
 
@@ -227,7 +228,8 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
             registry.pending.set(await gateway.store.count_pending())
         except Exception:
             registry.pending.set(float("nan"))
-    return Response(registry.render(), media_type=CONTENT_TYPE)
+    media_type, encoding = split_charset(CONTENT_TYPE)
+    return Response(registry.render(), media_type=media_type, encoding=encoding)
 
 
 ROUTE_HANDLERS = [

@@ -18,10 +18,21 @@ from ciba_gateway.errors import (
     TemporarilyUnavailableError,
 )
 
-__all__ = ["EXCEPTION_HANDLERS", "JsonAnswer", "json_response", "oauth_error_response"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "JsonAnswer",
+    "json_response",
+    "oauth_error_response",
+    "split_charset",
+]
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-_NO_STORE_RAW = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+_NO_STORE_RAW = (
+    (b"cache-control", b"no-store"),
+    (b"pragma", b"no-cache"),
+    (b"x-content-type-options", b"nosniff"),
+)
 log = structlog.get_logger("ciba_gateway.web")
 _encode = msgspec.json.encode
 
@@ -29,8 +40,8 @@ _encode = msgspec.json.encode
 def json_response(
     body: Any, status: int = 200, headers: dict[str, str] | None = None, *, cache: bool = False
 ) -> Response[bytes]:
-    """A JSON response; ``no-store`` unless ``cache`` (RFC 6749 5.1)."""
-    merged = {} if cache else dict(NO_STORE)
+    """A JSON response with ``nosniff``; ``no-store`` unless ``cache`` (RFC 6749 5.1)."""
+    merged = dict(NOSNIFF) if cache else {**NO_STORE, **NOSNIFF}
     if headers:
         merged.update(headers)
     return Response(
@@ -106,3 +117,21 @@ EXCEPTION_HANDLERS = {
     StoreError: _handle_store,
     Exception: _handle_unexpected,
 }
+
+
+def split_charset(content_type: str) -> tuple[str, str]:
+    """``text/html; charset=utf-8`` -> (``text/html``, ``utf-8``).
+
+    Litestar appends ``; charset=<encoding>`` to every ``text/*`` type itself, so a
+    charset already in the type would appear twice.
+    """
+    params = [p.strip() for p in content_type.split(";")]
+    charset = "utf-8"
+    kept = [params[0]]
+    for param in params[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"') or charset
+        elif param:
+            kept.append(param)
+    return "; ".join(kept), charset
