@@ -17,6 +17,8 @@ import limits
 import msgspec
 from msgspec import Meta
 
+from ciba_gateway.config import fapi
+
 __all__ = [
     "CIBA_GRANT",
     "REFRESH_GRANT",
@@ -298,6 +300,8 @@ class ClientConfig(Base, kw_only=True):
     """RFC 9396 types this client may send; any other type is invalid_authorization_details."""
     start_limits: StartLimits | None = None
     """Replaces the tenant's ``start_limits`` for this client (both rates)."""
+    profile: Literal["default", "fapi-ciba"] | None = None
+    """``fapi-ciba``: this client follows FAPI-CIBA (default: the tenant's profile)."""
     grant_types: tuple[GrantType, ...] = (CIBA_GRANT,)
     """RFC 7591 ``grant_types``. ``[]`` registers a resource server that only
     introspects and revokes tokens (``unauthorized_client`` at bc-authorize and the
@@ -436,6 +440,9 @@ class TenantConfig(Base, kw_only=True):
     """Algs accepted for request objects, private_key_jwt and login_hint_token."""
     allow_http_loopback_notifications: bool = False
     mtls: MtlsConfig | None = None
+    profile: Literal["default", "fapi-ciba"] = "default"
+    """``fapi-ciba``: every client of the tenant follows FAPI-CIBA unless it says otherwise
+    (docs/protocol.md, "FAPI-CIBA"); check-config refuses what cannot satisfy it."""
     start_limits: StartLimits = StartLimits()
     """Abuse limits on bc-authorize starts per client and per login hint."""
 
@@ -464,6 +471,9 @@ class TenantConfig(Base, kw_only=True):
                     f"routes[{i}].connector: {route.connector!r} is not one of this tenant's"
                     " connectors"
                 )
+        found = fapi.problems(self)
+        if found:
+            raise ValueError("profile fapi-ciba: " + "; ".join(found))
 
     @property
     def mount(self) -> str:

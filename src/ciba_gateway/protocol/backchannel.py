@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,7 @@ from ciba_gateway.flow.engine import NewRequest
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
+from ciba_gateway.protocol.fapi import fapi_algs, run_fapi_checks
 from ciba_gateway.protocol.hints import parse_login_hint
 from ciba_gateway.protocol.jose import (
     verify_id_token_hint,
@@ -147,14 +148,14 @@ async def unpack_request_object(req: BackchannelRequest) -> None:
         raise InvalidRequestError(
             "parameters outside the signed request object: " + ", ".join(sorted(outside))
         )
-    algs = req.tenant.config.signing_algs
+    algs: Collection[str] = req.tenant.config.signing_algs
     if client.request_signing_alg is not None:
         algs = (client.request_signing_alg,)
     claims = await verify_request_object(
         request_jwt,
         client=client,
         issuer=req.tenant.issuer,
-        allowed_algs=algs,
+        allowed_algs=fapi_algs(req.tenant.config, client, algs),
         keys=req.gateway.jwks_cache,
         remember=req.gateway.store.remember,
         now=req.gateway.clock(),
@@ -423,6 +424,11 @@ async def check_start_limits(req: BackchannelRequest) -> None:
         await limiter.check(req.tenant.config, req.the_client, req.hint)
 
 
+async def check_fapi_profile(req: BackchannelRequest) -> None:
+    """FAPI-CIBA clauses a request decides, for a client of that profile (``protocol.fapi``)."""
+    run_fapi_checks(req)
+
+
 STEPS = (
     authenticate,
     unpack_request_object,
@@ -434,6 +440,7 @@ STEPS = (
     route_request,
     check_authorization_details,
     check_user_code,
+    check_fapi_profile,
     check_start_limits,
 )
 """The checks of a backchannel request, in the order they run; the limits count

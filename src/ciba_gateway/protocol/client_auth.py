@@ -52,6 +52,7 @@ import structlog
 from ciba_gateway.config.model import TLS_AUTH_METHODS
 from ciba_gateway.errors import InvalidClientError, InvalidRequestError
 from ciba_gateway.protocol.certificates import key_in_key_set, matches_subject, verify_chain
+from ciba_gateway.protocol.fapi import fapi_algs
 from ciba_gateway.protocol.jose import (
     HMAC_ALGS,
     JwksError,
@@ -302,7 +303,7 @@ async def _jwt(
             assertion,
             client=client,
             audiences=audiences,
-            allowed_algs=tenant.signing_algs,
+            allowed_algs=fapi_algs(tenant, client, tenant.signing_algs),
             keys=jwks,
             remember=remember,
             now=now,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ciba_gateway.config.fapi import FAPI_ALGS, FAPI_AUTH_METHODS
 from ciba_gateway.config.model import CIBA_GRANT, REFRESH_GRANT
 from ciba_gateway.connector import BaseConnector
 from ciba_gateway.protocol.context import TenantContext
@@ -78,7 +79,29 @@ def metadata(tenant: TenantContext) -> dict[str, Any]:
     }
     if config.mtls is not None:
         document.update(_mtls_metadata(tenant))
+    if config.profile == "fapi-ciba":
+        document.update(_fapi_metadata(document))
     return document
+
+
+def _fapi_metadata(document: dict[str, Any]) -> dict[str, Any]:
+    """A fapi-ciba tenant advertises only what the profile allows (FAPI-CIBA 5.2.2-3,
+    FAPI 1.0 Part 2 5.2.2-14 and 8.6-1)."""
+    extra: dict[str, Any] = {"backchannel_token_delivery_modes_supported": ["poll", "ping"]}
+    for name in (
+        "token_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ):
+        extra[name] = [m for m in document[name] if m in FAPI_AUTH_METHODS]
+    for name in (
+        "backchannel_authentication_request_signing_alg_values_supported",
+        "request_object_signing_alg_values_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "id_token_signing_alg_values_supported",
+    ):
+        extra[name] = [a for a in document[name] if a in FAPI_ALGS]
+    return extra
 
 
 def _mtls_metadata(tenant: TenantContext) -> dict[str, Any]:
