@@ -11,6 +11,12 @@ workers; to keep "an invalid config is refused and the old one keeps serving",
 workers read a *snapshot* of the config file, and a reload hook in the main
 process replaces the snapshot only when the new file validates. Problems are
 logged as ``reload_refused`` events with their YAML paths.
+
+Slow headers: granian closes a connection whose request headers are not complete
+after 30 s. uvicorn has no such limit (``timeout_keep_alive`` only covers idle
+time between requests), so ``serve --server uvicorn`` uses ``HeaderTimeoutProtocol``:
+its httptools protocol with the same 30 s deadline from the connection's (or the
+request's) first byte to the end of its headers.
 """
 
 from __future__ import annotations
@@ -21,10 +27,12 @@ import signal
 import socket
 import sys
 import tempfile
+from asyncio import TimerHandle, Transport
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ciba_gateway.connector import load_registry
 from ciba_gateway.errors import ConfigError
@@ -33,7 +41,9 @@ from ciba_gateway.tokens import load_tenant_keys
 
 __all__ = [
     "CONFIG_ENV",
+    "HEADER_TIMEOUT",
     "UVICORN_OPTIONS",
+    "HeaderTimeoutProtocol",
     "PortUnavailableError",
     "bind_listener",
     "granian_server",
@@ -47,7 +57,53 @@ GRACEFUL_SECONDS = 10
 
 log = structlog.get_logger("ciba_gateway.server")
 
+HEADER_TIMEOUT = 30.0
+"""Seconds a client may take to send a request's headers (granian's own limit)."""
+
+
+class HeaderTimeoutProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol that closes connections whose headers dribble in.
+
+    The deadline starts when the connection opens (first request) or when the next
+    request's first byte is parsed (keep-alive), and ends at the last header.
+    """
+
+    header_timeout: ClassVar[float] = HEADER_TIMEOUT
+    _header_timer: TimerHandle | None = None
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 UVICORN_OPTIONS: dict[str, object] = {
+    "http": HeaderTimeoutProtocol,
     "log_config": None,
     "access_log": False,
     "timeout_graceful_shutdown": GRACEFUL_SECONDS,
