@@ -68,8 +68,13 @@ class ServerConfig(Base, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (``10.0.0.0/8``) of TLS-terminating proxies whose RFC 9440
     ``Client-Cert`` header is believed; the header from any other peer is refused."""
+    metrics_token: str | None = None
+    """When set, ``/metrics`` needs ``Authorization: Bearer <token>`` (it names tenants,
+    connectors and traffic); unset (the demo's default) serves it to anyone."""
 
     def __post_init__(self) -> None:
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ValueError("metrics_token must be at least 16 characters")
         for entry in self.trusted_proxies:
             try:
                 ipaddress.ip_network(entry, strict=False)

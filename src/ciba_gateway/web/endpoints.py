@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +13,7 @@ from litestar.params import FromPath
 from litestar.types import ASGIApp
 
 from ciba_gateway.config.model import ClientConfig
-from ciba_gateway.errors import InvalidRequestError, OAuthError
+from ciba_gateway.errors import InvalidRequestError, InvalidTokenError, OAuthError
 from ciba_gateway.metrics import CONTENT_TYPE
 from ciba_gateway.protocol import backchannel, discovery, introspection, token
 from ciba_gateway.protocol.certificates import ClientCertificate, presented_certificate
@@ -218,12 +219,27 @@ async def readyz(request: AnyRequest) -> Response[bytes]:
     return json_response(body, 200 if ready else 503)
 
 
+def _check_metrics_token(expected: str | None, request: AnyRequest) -> None:
+    if expected is None:
+        return
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode("utf-8", "surrogatepass"), expected.encode("utf-8")
+    ):
+        return
+    challenge = 'Bearer realm="metrics"' + (', error="invalid_token"' if given else "")
+    raise InvalidTokenError(
+        "a Bearer token is required for /metrics", headers={"WWW-Authenticate": challenge}
+    )
+
+
 @get("/metrics")
 async def metrics(request: AnyRequest) -> Response[bytes]:
-    """Prometheus text exposition of this process's metrics."""
+    """Prometheus text exposition of this process's metrics (behind ``server.metrics_token``)."""
     registry = request.app.state.metrics
     gateway: Gateway | None = getattr(request.app.state, "gateway", None)
     if gateway is not None:
+        _check_metrics_token(gateway.config.server.metrics_token, request)
         try:
             registry.pending.set(await gateway.store.count_pending())
         except Exception:
