@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -27,7 +29,7 @@ from litestar.handlers import asgi
 from ciba_gateway.audit import AuditTrail
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, load_registry
-from ciba_gateway.errors import ConfigError
+from ciba_gateway.errors import ConfigError, ConfigProblem
 from ciba_gateway.flow.adapters import connector_deps
 from ciba_gateway.flow.driver import Driver
 from ciba_gateway.flow.engine import FlowEngine
@@ -163,7 +165,7 @@ class Runtime:
 
     async def start(self, *, run_driver: bool, driver_tick: float, lease_seconds: float) -> None:
         await self.store.open()
-        self.http = build_client("")
+        self.http = build_client("", mounts=notification_mounts(self.config))
         self.jwks_cache = JwksCache(self.http, clock=self.clock)
         self.connectors = _build_connectors(self.config, self.registry, self.engine)
         self.state.gateway = self._gateway(self.config, self.keys, self.connectors)
@@ -230,6 +232,43 @@ class Runtime:
         _schedule_close(old, delay=RETIRE_CONNECTORS_AFTER)
         log.info("config_reloaded", tenants=len(config.tenants))
         return True
+
+
+def notification_mounts(config: GatewayConfig) -> dict[str, httpx.AsyncBaseTransport]:
+    """A transport trusting ``notification_ca_file`` per notification endpoint origin.
+
+    The client's own file wins over its tenant's. Built at startup: a reload that
+    changes these files needs a restart (as store settings do).
+
+    Raises:
+        ConfigError: two clients name the same origin with different CA files.
+    """
+    files: dict[str, tuple[str, str]] = {}
+    problems: list[ConfigProblem] = []
+    for tenant in config.tenants:
+        for client in tenant.clients:
+            ca_file = client.notification_ca_file or tenant.notification_ca_file
+            if ca_file is None or client.notification_endpoint is None:
+                continue
+            parts = urlsplit(client.notification_endpoint)
+            if parts.scheme != "https":
+                continue
+            origin = f"https://{parts.hostname}:{parts.port or 443}"
+            where = f"tenants.{tenant.id}.clients.{client.client_id}.notification_ca_file"
+            known = files.setdefault(origin, (ca_file, where))
+            if known[0] != ca_file:
+                problems.append(ConfigProblem(where, f"{origin} is trusted by {known[1]} already"))
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    for origin, (ca_file, where) in files.items():
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            problems.append(ConfigProblem(where, f"cannot load {ca_file}: {exc}"))
+            continue
+        mounts[origin] = httpx.AsyncHTTPTransport(verify=context)
+    if problems:
+        raise ConfigError(problems)
+    return mounts
 
 
 async def _purge_loop(store: Store, clock: Callable[[], float]) -> None:

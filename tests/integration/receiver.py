@@ -25,13 +25,16 @@ class Receiver:
 
     port: int
     statuses: list[int] = field(default_factory=list)
+    certfile: str | None = None
+    """Serve https with this PEM certificate + key bundle (else plain http)."""
     received: list[Received] = field(default_factory=list)
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/ciba/cb"
+        scheme = "https" if self.certfile else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/ciba/cb"
 
     async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -57,6 +60,7 @@ class Receiver:
             log_level="warning",
             lifespan="off",
             interface="asgi3",
+            ssl_certfile=self.certfile,
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())

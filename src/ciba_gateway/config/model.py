@@ -305,6 +305,9 @@ class ClientConfig(Base, kw_only=True):
     """RFC 9396 types this client may send; any other type is invalid_authorization_details."""
     start_limits: StartLimits | None = None
     """Replaces the tenant's ``start_limits`` for this client (both rates)."""
+    notification_ca_file: str | None = None
+    """PEM trust anchors for this client's https notification endpoint (replaces the
+    tenant's ``notification_ca_file``); unset: the tenant's, else the system store."""
     profile: Literal["default", "fapi-ciba"] | None = None
     """``fapi-ciba``: this client follows FAPI-CIBA (default: the tenant's profile)."""
     grant_types: tuple[GrantType, ...] = (CIBA_GRANT,)
@@ -450,6 +453,9 @@ class TenantConfig(Base, kw_only=True):
     (docs/protocol.md, "FAPI-CIBA"); check-config refuses what cannot satisfy it."""
     start_limits: StartLimits = StartLimits()
     """Abuse limits on bc-authorize starts per client and per login hint."""
+    notification_ca_file: str | None = None
+    """PEM trust anchors for the https notification endpoints of this tenant's clients
+    (a private CA); unset: the system trust store. Read at startup."""
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.issuer)

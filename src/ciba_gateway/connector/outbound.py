@@ -85,8 +85,13 @@ def build_client(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     headers: dict[str, str] | None = None,
+    mounts: dict[str, httpx.AsyncBaseTransport] | None = None,
 ) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` with bounded timeouts, limits and optional mTLS."""
+    """An ``httpx.AsyncClient`` with bounded timeouts, limits and optional mTLS.
+
+    ``mounts`` routes URL patterns (``"https://rp.example:443"``) to their own
+    transports, e.g. one trusting a private CA.
+    """
     settings = settings or HttpSettings()
     kwargs: dict[str, Any] = {}
     if transport is not None:
@@ -102,6 +107,7 @@ def build_client(
         ),
         follow_redirects=False,
         headers=headers,
+        mounts=mounts,
         **kwargs,
     )
 
