@@ -139,6 +139,9 @@ class BankIDClient:
             raise BankIDError(response)
         if answer is None:
             return None  # type: ignore[return-value]
+        media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise BankIDProtocolError(f"/{path} answered {media_type[:40] or 'no content type'}")
         try:
             return decode_json(response.content, type=answer, max_bytes=MAX_UPSTREAM_JSON_BYTES)
         except msgspec.MsgspecError as exc:

@@ -74,6 +74,8 @@ _ENDPOINTS: Mapping[type, str] = {
     PhoneSignRequest: "phone/sign",
 }
 
+MAX_MALFORMED_COLLECTS = 3
+"""Collects in a row that were not the documented JSON before the request fails."""
 # userVisibleData may be at most 1 500 characters after base64: 1 125 bytes of text.
 _MAX_VISIBLE_BYTES = 1_125
 
@@ -338,12 +340,17 @@ class BankIDConnector(BaseConnector):
                 return Failed(reason="the BankID order no longer exists (invalidParameters)")
             code = _safe(exc.raw_error_code) if exc.raw_error_code else str(exc.status)
             return Failed(reason=f"BankID refused to report on the order ({code})")
-        except (httpx.HTTPError, BankIDProtocolError) as exc:
+        except BankIDProtocolError as exc:
+            return self._malformed(session, order_ref, exc)
+        except httpx.HTTPError as exc:
             self._log.warning(
                 "bankid_collect_failed", order_ref=order_ref, error=type(exc).__name__
             )
             raise UpstreamUnavailable("BankID could not be reached") from exc
         result = self._outcome(answer, session)
+        if isinstance(result, Pending) and "malformed" in session:
+            kept = {k: v for k, v in session.items() if k != "malformed"}
+            result = Pending(hint=result.hint, poll_after=result.poll_after, session=kept)
         if isinstance(result, Approved) and not _same_person(session, result.identity):
             result = identity_mismatch(self._log, order_ref=order_ref, check="personal_number")
         # A pending order is collected every poll_interval: debug, or 10k pending
@@ -356,6 +363,26 @@ class BankIDConnector(BaseConnector):
             hint_code=answer.hint_code,
         )
         return result
+
+    def _malformed(
+        self, session: dict[str, Any], order_ref: str, exc: BankIDProtocolError
+    ) -> Pending | Failed:
+        """Count collects in a row that were not the documented JSON; fail at the limit.
+
+        A malformed answer (wrong content type, unreadable JSON) is not an outage:
+        retrying it until the request expires would leave the client pending for nothing.
+        """
+        count = int(session.get("malformed", 0)) + 1
+        self._log.warning(
+            "bankid_collect_malformed", order_ref=order_ref, count=count, error=str(exc)[:200]
+        )
+        if count >= MAX_MALFORMED_COLLECTS:
+            return Failed(reason=f"BankID answered {count} malformed collects in a row")
+        return Pending(
+            hint="malformed",
+            poll_after=self.config.poll_interval,
+            session={**session, "malformed": count},
+        )
 
     async def _retried(self, call: Callable[[], Awaitable[T]], predicate: Predicate) -> T:
         """``call()`` with ``http.retries`` tries; the first outside tenacity (hot path)."""
