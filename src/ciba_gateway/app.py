@@ -46,6 +46,7 @@ from ciba_gateway.tokens import TenantKeys, load_tenant_keys
 from ciba_gateway.web.access_log import AccessLogMiddleware
 from ciba_gateway.web.callbacks import connector_callback
 from ciba_gateway.web.endpoints import ROUTE_HANDLERS
+from ciba_gateway.web.openapi import OPENAPI_CONFIG
 from ciba_gateway.web.responses import EXCEPTION_HANDLERS
 
 __all__ = ["MAX_REQUEST_BODY", "Runtime", "create_app"]
@@ -357,7 +358,7 @@ def create_app(
         route_handlers=handlers,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        openapi_config=None,
+        openapi_config=OPENAPI_CONFIG,
         logging_config=None,  # configure_logging set up the stdlib root: one format
         request_max_body_size=MAX_REQUEST_BODY,
         debug=False,

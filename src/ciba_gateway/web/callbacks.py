@@ -56,6 +56,7 @@ def match_route(
     "/{tenant:str}/{connector:str}/{rest:path}",
     http_method=["GET", "POST"],
     request_max_body_size=MAX_CALLBACK_BODY,
+    include_in_schema=False,  # each connector's own pages and callbacks, not the gateway's API
 )
 async def connector_callback(
     request: Request[Any, Any, Any],

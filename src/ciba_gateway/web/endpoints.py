@@ -19,6 +19,7 @@ from ciba_gateway.protocol import backchannel, discovery, introspection, token
 from ciba_gateway.protocol.certificates import ClientCertificate, presented_certificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
+from ciba_gateway.web.openapi import docs
 from ciba_gateway.web.responses import JsonAnswer, json_response, split_charset
 
 __all__ = ["ROUTE_HANDLERS"]
@@ -71,14 +72,14 @@ async def _body(request: AnyRequest) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-@get("/{tenant:str}/.well-known/openid-configuration", sync_to_thread=False)
+@get("/{tenant:str}/.well-known/openid-configuration", sync_to_thread=False, **docs["discovery"])
 def openid_configuration(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     """OIDC discovery document with the CIBA metadata."""
     _, ctx = _tenant(request, tenant)
     return json_response(discovery.metadata(ctx), cache=True)
 
 
-@get("/{tenant:str}/jwks", sync_to_thread=False)
+@get("/{tenant:str}/jwks", sync_to_thread=False, **docs["jwks"])
 def jwks(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     """The tenant's public signing keys."""
     _, ctx = _tenant(request, tenant)
@@ -89,7 +90,7 @@ def jwks(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     )
 
 
-@post("/{tenant:str}/bc-authorize", status_code=200)
+@post("/{tenant:str}/bc-authorize", status_code=200, **docs["bc-authorize"])
 async def bc_authorize(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     """CIBA backchannel authentication endpoint (answers as the token endpoint does)."""
     client_ip = request.client.host if request.client else "127.0.0.1"
@@ -97,7 +98,7 @@ async def bc_authorize(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     return await _form_endpoint(request, tenant, authorize)
 
 
-@post("/{tenant:str}/token", status_code=200)
+@post("/{tenant:str}/token", status_code=200, **docs["token"])
 async def token_endpoint(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     """Token endpoint (CIBA grant).
 
@@ -109,13 +110,13 @@ async def token_endpoint(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     return await _form_endpoint(request, tenant, token.exchange)
 
 
-@post("/{tenant:str}/introspect", status_code=200)
+@post("/{tenant:str}/introspect", status_code=200, **docs["introspect"])
 async def introspect(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     """Token introspection (RFC 7662), for clients of the tenant (resource servers)."""
     return await _form_endpoint(request, tenant, introspection.introspect)
 
 
-@post("/{tenant:str}/revoke", status_code=200)
+@post("/{tenant:str}/revoke", status_code=200, **docs["revoke"])
 async def revoke(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
     """Token revocation (RFC 7009)."""
     return await _form_endpoint(request, tenant, introspection.revoke)
@@ -170,7 +171,7 @@ def _certificate(
     )
 
 
-@route("/{tenant:str}/userinfo", http_method=["GET", "POST"])
+@route("/{tenant:str}/userinfo", http_method=["GET", "POST"], **docs["userinfo"])
 async def userinfo(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     """UserInfo endpoint: the claims of a Bearer access token."""
     gateway, ctx = _tenant(request, tenant)
@@ -185,13 +186,13 @@ async def userinfo(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes
     return json_response(claims)
 
 
-@get("/healthz", sync_to_thread=False)
+@get("/healthz", sync_to_thread=False, **docs["health"])
 def healthz() -> Response[bytes]:
     """Liveness: the process answers."""
     return json_response({"status": "ok"})
 
 
-@get("/readyz")
+@get("/readyz", **docs["ready"])
 async def readyz(request: AnyRequest) -> Response[bytes]:
     """Readiness: the store answers, keys are loaded, connectors are constructed."""
     gateway: Gateway | None = getattr(request.app.state, "gateway", None)
@@ -233,7 +234,7 @@ def _check_metrics_token(expected: str | None, request: AnyRequest) -> None:
     )
 
 
-@get("/metrics")
+@get("/metrics", **docs["metrics"])
 async def metrics(request: AnyRequest) -> Response[bytes]:
     """Prometheus text exposition of this process's metrics (behind ``server.metrics_token``)."""
     registry = request.app.state.metrics
