@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from bankid_support import KARL, TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector
+from ciba_gateway_bankid.signature import CHECKS, verify
 from ciba_gateway_bankid.simulator import BankIDSimulator
+from cryptography.x509 import ocsp
+from msgspec.structs import replace
 
 from ciba_gateway.connector import Approved, Failed, InvalidAuthorizationDetails
 from ciba_gateway.connector.details import digest, render, validate
@@ -77,7 +80,7 @@ async def test_approved_signing_carries_verified_evidence(
     assert evidence is not None
     assert evidence.kind == "bankid-signature"
     assert evidence.details_digest == digest(details)
-    assert evidence.checks == ("usrVisibleData", "usrNonVisibleData", "ocspResponse present")
+    assert evidence.checks == CHECKS
     signed = base64.b64decode(evidence.proof["signature"]).decode()
     assert f"<usrNonVisibleData>{base64.b64encode(digest(details).encode()).decode()}" in signed
     assert evidence.proof["ocspResponse"]
@@ -123,3 +126,43 @@ async def test_text_past_bankids_limit_is_refused_before_calling(
     with pytest.raises(InvalidAuthorizationDetails, match="too long for BankID"):
         await connector.start(start_request(TOLVAN, authorization_details=(approval,) * 5))
     assert sim.calls["sign"] == 0
+
+
+def _tamper_signed_part(b64: str) -> str:
+    """The OCSP response with the last byte of its signed part changed (inside the nonce)."""
+    raw = bytearray(base64.b64decode(b64))
+    tbs = ocsp.load_der_ocsp_response(bytes(raw)).tbs_response_bytes
+    raw[raw.index(tbs) + len(tbs) - 1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+@pytest.mark.parametrize(
+    ("swap", "problem"),
+    [
+        ("other_person", "about another certificate"),
+        ("tampered", "not signed by a responder certificate"),
+        ("garbage", "not a DER OCSP response"),
+    ],
+)
+async def test_ocsp_response_must_vouch_for_the_signer(
+    connector: BankIDConnector, sim: BankIDSimulator, swap: str, problem: str
+) -> None:
+    """The OCSP response must be good, about the signature's certificate, responder-signed."""
+    mine = await connector.start(start_request(TOLVAN, authorization_details=(PAYMENT,)))
+    theirs = await connector.start(start_request(KARL, authorization_details=(PAYMENT,)))
+    assert sim.decide(TOLVAN, mine.session["orderRef"], approve=True)
+    sim.stats()  # brings every order up to date: Karl's persona approves by itself
+    completion = sim.orders[mine.session["orderRef"]].completion
+    other = sim.orders[theirs.session["orderRef"]].completion
+    assert completion is not None and other is not None and other.ocsp_response
+    assert not isinstance(verify(completion, mine.session["sign"]), str)  # control
+
+    ocsp = {
+        "other_person": other.ocsp_response,
+        "tampered": _tamper_signed_part(completion.ocsp_response or ""),
+        "garbage": base64.b64encode(b"not ocsp").decode(),
+    }[swap]
+    result = verify(replace(completion, ocsp_response=ocsp), mine.session["sign"])
+
+    assert isinstance(result, str)
+    assert problem in result

@@ -8,10 +8,13 @@ signature binds the same value the ID token carries. Longer text than BankID tak
 
 When the order completes, ``verify`` checks what the signature says was signed: the
 ``bankIdSignedData`` of the XML-DSig document must hold exactly the
-``usrVisibleData`` and ``usrNonVisibleData`` we sent, and an ``ocspResponse`` must
-be present. The XML-DSig signature value and the OCSP response are not verified
-cryptographically here (that needs BankID's issuing chain); both are kept, unread,
-as the evidence of the decision.
+``usrVisibleData`` and ``usrNonVisibleData`` we sent. It then checks the
+``ocspResponse`` as far as its format allows without BankID's trust chain: a DER
+OCSP response with status ``successful``, about the certificate in the signature's
+``KeyInfo`` (same serial number), ``good``, and signed by a responder certificate
+it carries. Not verified: the XML-DSig signature value (that needs XML
+canonicalisation) and the chain of the signer and responder certificates to
+BankID's root. Signature and OCSP response are kept as the evidence.
 """
 
 from __future__ import annotations
@@ -23,15 +26,29 @@ from typing import Any
 from xml.etree import ElementTree
 
 import msgspec
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import ocsp
 
 from ciba_gateway.connector import Evidence, InvalidAuthorizationDetails, StartRequest, details
 from ciba_gateway_bankid.models import CompletionData
 
-__all__ = ["SIGN_VISIBLE_LIMIT", "SignPlan", "plan", "verify"]
+__all__ = ["CHECKS", "SIGN_VISIBLE_LIMIT", "SignPlan", "plan", "verify"]
 
 SIGN_VISIBLE_LIMIT = 40_000
 """``userVisibleData`` of /sign and /phone/sign: at most this many base64 characters."""
 _NS = "{http://www.bankid.com/signature/v1.0.0/types}"
+_DSIG = "{http://www.w3.org/2000/09/xmldsig#}"
+CHECKS = (
+    "usrVisibleData",
+    "usrNonVisibleData",
+    "ocsp successful",
+    "ocsp about the signer certificate",
+    "ocsp good",
+    "ocsp responder signature",
+)
+"""What ``verify`` checked, in order (``Evidence.checks``)."""
 _MAX_SIGNATURE = 200_000
 
 
@@ -104,10 +121,54 @@ def verify(data: CompletionData, expected: dict[str, Any]) -> Evidence | str:
         return "the BankID signature does not hold the text we sent (usrVisibleData)"
     if non_visible != sign.non_visible:
         return "the BankID signature does not hold the digest we sent (usrNonVisibleData)"
+    problem = _ocsp_problem(root, data.ocsp_response)
+    if problem is not None:
+        return problem
     return Evidence(
         kind="bankid-signature",
         text_sha256=sign.text_sha256,
         details_digest=sign.digest,
-        checks=("usrVisibleData", "usrNonVisibleData", "ocspResponse present"),
+        checks=CHECKS,
         proof={"signature": data.signature, "ocspResponse": data.ocsp_response},
     )
+
+
+def _ocsp_problem(root: ElementTree.Element, ocsp_b64: str) -> str | None:
+    """Why the OCSP response does not vouch for the signer's certificate (None: it does)."""
+    der = (root.findtext(f".//{_DSIG}X509Certificate") or "").strip()
+    try:
+        signer = x509.load_der_x509_certificate(base64.b64decode(der, validate=True))
+    except (binascii.Error, ValueError):
+        return "the BankID signature carries no readable signer certificate"
+    try:
+        response = ocsp.load_der_ocsp_response(base64.b64decode(ocsp_b64, validate=True))
+    except (binascii.Error, ValueError):
+        return "the BankID ocspResponse is not a DER OCSP response"
+    if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return "the BankID ocspResponse is not successful"
+    if response.serial_number != signer.serial_number:
+        return "the BankID ocspResponse is about another certificate"
+    if response.certificate_status is not ocsp.OCSPCertStatus.GOOD:
+        return "the BankID ocspResponse does not report the certificate as good"
+    if not any(_signed_by(response, cert) for cert in response.certificates):
+        return "the BankID ocspResponse is not signed by a responder certificate it carries"
+    return None
+
+
+def _signed_by(response: ocsp.OCSPResponse, cert: x509.Certificate) -> bool:
+    key = cert.public_key()
+    algorithm = response.signature_hash_algorithm
+    if algorithm is None:
+        return False
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(response.signature, response.tbs_response_bytes, ec.ECDSA(algorithm))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(
+                response.signature, response.tbs_response_bytes, padding.PKCS1v15(), algorithm
+            )
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True

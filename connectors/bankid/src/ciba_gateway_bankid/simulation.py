@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
+from cryptography.hazmat.primitives import serialization
 from msgspec import Meta
 
 from ciba_gateway.connector import decode_json
@@ -54,6 +55,7 @@ from ciba_gateway_bankid.models import (
 )
 from ciba_gateway_bankid.personnummer import is_valid
 from ciba_gateway_bankid.phone_page import PersonRow
+from ciba_gateway_bankid.pki import SimulatedPki
 
 __all__ = [
     "BankIDSimulator",
@@ -278,7 +280,15 @@ class BankIDSimulator:
         self._next_sweep = float("-inf")
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, _Rule] = {}
+        self._pki: SimulatedPki | None = None
         self.reset()
+
+    @property
+    def pki(self) -> SimulatedPki:
+        """The signer certificates and OCSP responder (created on the first completion)."""
+        if self._pki is None:
+            self._pki = SimulatedPki()
+        return self._pki
 
     def reset(self) -> None:
         """Forget orders, counters and runtime faults; personas' own faults apply again."""
@@ -543,9 +553,13 @@ class BankIDSimulator:
             else ""
         )
         func = "Signing" if order.kind.endswith("sign") else "Identification"
+        cert = self.pki.certificate(pnr, user.name)
+        der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
         signature = (
             '<?xml version="1.0" encoding="UTF-8"?>'
-            '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><Object>'
+            '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">'
+            f"<KeyInfo><X509Data><X509Certificate>{der}</X509Certificate></X509Data></KeyInfo>"
+            "<Object>"
             '<bankIdSignedData xmlns="http://www.bankid.com/signature/v1.0.0/types">'
             f"<usrVisibleData>{visible}</usrVisibleData>{hidden}"
             f"<clientInfo><funcId>{func}</funcId></clientInfo>"
@@ -559,9 +573,7 @@ class BankIDSimulator:
             ),
             bank_id_issue_date=persona.bankid_issue_date if persona else "2023-05-17",
             signature=base64.b64encode(signature.encode()).decode(),
-            ocsp_response=base64.b64encode(
-                b"simulated OCSP response for " + order.order_ref.encode()
-            ).decode(),
+            ocsp_response=base64.b64encode(self.pki.ocsp_response(cert)).decode(),
         )
         self._finish(order, "complete", "", at)
 
