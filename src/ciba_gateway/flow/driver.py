@@ -231,6 +231,12 @@ class Driver:
         if notifier is None or request.notify_state != "due":
             await engine.release(request)
             return
+        if request.delivery_mode == "push" and request.status is Status.ISSUED:
+            if request.notify_payload is None:
+                # Redeemed at the token endpoint (the client was switched to poll by a
+                # reload): that was the one token response; nothing to push.
+                await engine.record_delivery(request, notifier.drop(request, "already_issued"))
+                return
         try:
             if request.delivery_mode == "push" and request.status is Status.APPROVED:
                 try:
@@ -253,7 +259,13 @@ class Driver:
             delivery = await notifier.attempt(self._held(key), engine.clock())
             await engine.record_delivery(self._held(key), delivery)
         except Exception:
+            # Unexpected (a bug, or the store failing mid-delivery): counted as a failed
+            # attempt, so it is retried with backoff and given up on in the end instead
+            # of being leased again every lease period for ever.
             log.exception("notification_failed", tenant=request.tenant_id)
+            failed = notifier.failed_attempt(self._held(key), engine.clock())
+            with contextlib.suppress(Exception):
+                await engine.record_delivery(self._held(key), failed)
 
     async def _cancel(self, connector: Connector, request: AuthRequest) -> None:
         try:

@@ -209,10 +209,17 @@ class FlowEngine:
         return await self.store.get(auth_req_id)
 
     async def redeem(self, request: AuthRequest) -> AuthRequest | None:
-        """Approved -> issued exactly once; the issued request only for the caller that won."""
+        """Approved -> issued exactly once; the issued request only for the caller that won.
+
+        Never past ``expires_at`` (CIBA Core 7.3: the auth_req_id is void then), so an
+        approval redeemed too late mints nothing whatever the caller checked before.
+        """
+        now = self.clock()
 
         def step(current: AuthRequest) -> AuthRequest | None:
-            return transitions.redeem(current) if current.status is Status.APPROVED else None
+            if current.status is not Status.APPROVED or now >= current.expires_at:
+                return None
+            return transitions.redeem(current)
 
         return await self._apply(request, step)
 

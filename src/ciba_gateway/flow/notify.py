@@ -152,7 +152,7 @@ class Notifier:
         except httpx.HTTPError as exc:
             log.warning("notification_attempt", outcome="error", error=type(exc).__name__, **fields)
             self._count(request, "error")
-            return self._retry_or_fail(request, now)
+            return self.failed_attempt(request, now)
         status = response.status_code
         if 200 <= status < 300:
             log.info("notification_attempt", outcome="delivered", status=status, **fields)
@@ -161,7 +161,7 @@ class Notifier:
         if status >= 500:
             log.warning("notification_attempt", outcome="retry", status=status, **fields)
             self._count(request, "server_error")
-            return self._retry_or_fail(request, now)
+            return self.failed_attempt(request, now)
         log.warning("notification_attempt", outcome="refused", status=status, **fields)
         self._count(request, "refused")
         return _FAILED
@@ -175,7 +175,8 @@ class Notifier:
         self._count(request, "dropped")
         return _FAILED
 
-    def _retry_or_fail(self, request: AuthRequest, now: float) -> Delivery:
+    def failed_attempt(self, request: AuthRequest, now: float) -> Delivery:
+        """An attempt that failed in a way worth retrying: retry later, or give up."""
         attempts = request.notify_attempts + 1
         if attempts >= self.policy.max_attempts:
             log.warning("notification_gave_up", tenant=request.tenant_id, attempts=attempts)
