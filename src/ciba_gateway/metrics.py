@@ -28,6 +28,8 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_FLOW_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+"""Seconds from a backchannel request to its outcome: a person answers on a phone."""
 _KNOWN_ENDPOINTS = frozenset(
     {"bc-authorize", "token", "userinfo", "jwks", ".well-known/openid-configuration"}
 )
@@ -65,6 +67,19 @@ class Metrics:
             "ciba_flows_finished_total",
             "Requests that reached an outcome",
             ["tenant", "connector", "outcome"],
+            registry=r,
+        )
+        self.flow_duration = Histogram(
+            "ciba_flow_duration_seconds",
+            "Seconds from the backchannel request to its outcome (approval latency)",
+            ["tenant", "connector", "outcome"],
+            buckets=_FLOW_BUCKETS,
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "ciba_store_errors_total",
+            "Store calls that failed (StoreError), by who saw it: a request or the driver",
+            ["source"],
             registry=r,
         )
         self.pending = Gauge(

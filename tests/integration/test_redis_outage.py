@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import shutil
 import socket
 import subprocess
@@ -191,6 +192,10 @@ async def test_redis_outage_answers_503_and_service_resumes_by_itself(
     assert_unavailable(await bc_authorize(client))
     assert_unavailable(await token(client, before_outage))
     assert time.monotonic() - began < 10, "503 answers must come within bounded timeouts"
+    # Each 503 is a store error on /metrics (what the CibaStoreErrors alert watches).
+    scrape = (await client.get("/metrics")).text
+    counted = re.search(r'^ciba_store_errors_total\{source="request"\} (\S+)$', scrape, re.M)
+    assert counted and float(counted.group(1)) >= 2, scrape
     await asyncio.sleep(0.5)  # the background driver keeps failing meanwhile, and survives
     assert (await client.get("/healthz")).status_code == 200
 

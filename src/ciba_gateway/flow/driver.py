@@ -106,6 +106,7 @@ class Driver:
                 await self.renew_leases()
             except StoreError as exc:
                 # The store is down (e.g. Redis restarting): one line per tick, no traceback.
+                self.engine.metrics.store_errors.labels("driver").inc()
                 log.warning("driver_store_unavailable", error=str(exc))
                 leased = 0
             except Exception:
@@ -154,6 +155,7 @@ class Driver:
             try:
                 new = await self.engine.renew(held, now + self.lease_seconds)
             except StoreError as exc:
+                self.engine.metrics.store_errors.labels("driver").inc()
                 new = None if held.lease_until <= now + self.tick else held
                 log.warning("lease_renewal_failed", error=str(exc))
             if new is None:

@@ -154,14 +154,16 @@ class FlowEngine:
 
     def _finished(self, written: AuthRequest | None) -> AuthRequest | None:
         if written is not None:
-            self.metrics.flows_finished.labels(
-                written.tenant_id, written.connector, str(written.status)
-            ).inc()
+            outcome = str(written.status)
+            self.metrics.flows_finished.labels(written.tenant_id, written.connector, outcome).inc()
+            self.metrics.flow_duration.labels(
+                written.tenant_id, written.connector, outcome
+            ).observe(max(0.0, self.clock() - written.created_at))
             log.info(
                 "flow_finished",
                 tenant=written.tenant_id,
                 connector=written.connector,
-                outcome=str(written.status),
+                outcome=outcome,
             )
             if self.on_decision is not None:
                 self.on_decision(written)

@@ -99,8 +99,11 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[byte
     return json_response(error.to_body(), status, headers)
 
 
-def _handle_store(_: Request[Any, Any, Any], exc: StoreError) -> Response[bytes]:
+def _handle_store(request: Request[Any, Any, Any], exc: StoreError) -> Response[bytes]:
     log.error("store_unavailable", error=str(exc))
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.store_errors.labels("request").inc()
     return oauth_error_response(
         TemporarilyUnavailableError("the service is temporarily unavailable")
     )
