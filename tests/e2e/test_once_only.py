@@ -208,7 +208,7 @@ def test_ping_client_that_redeems_first_gets_one_ping_on_three_replicas(
 ) -> None:
     """Three replicas on one Redis: still one ping per request, whichever replica sends it."""
     ports = [free_port() for _ in range(3)]
-    store = f'{{url: "{REDIS_URL}", prefix: "{redis_prefix}"}}'
+    store = f'{{url: "{REDIS_URL}", prefix: "{redis_prefix}", timeout: 1}}'
     run_ping_flows(ports, flows=24, tmp=tmp_path, store=store)
 
 

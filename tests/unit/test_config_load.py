@@ -485,6 +485,32 @@ class TestPostInit:
             )
         ]
 
+    def test_the_driver_must_be_able_to_renew_its_lease(self) -> None:
+        """Tick (and a Redis call) must fit in half the lease, where renewals happen."""
+        base = tenant()
+        fits = 'store: {url: "redis://127.0.0.1:6379/0", timeout: 1}\n'
+        fits += "driver: {lease_seconds: 3, tick: 0.2}\n"
+        config = parse_config(
+            fits + "notifications: {timeout: 1}\n" + base, registry=REGISTRY, env={}
+        )
+        assert config.driver.lease_seconds == 3.0
+        slow_redis = 'store: {url: "redis://127.0.0.1:6379/0"}\ndriver: {lease_seconds: 4}\n'
+        assert problems_of(slow_redis + "notifications: {timeout: 1}\n" + base) == [
+            (
+                "",
+                "driver.tick (0.2 s) + store.timeout (2.0 s) must be shorter than half of "
+                "driver.lease_seconds (4.0 s): the driver renews a lease in that half",
+            )
+        ]
+        slow_tick = "driver: {lease_seconds: 4, tick: 2}\nnotifications: {timeout: 1}\n"
+        assert problems_of(slow_tick + base) == [
+            (
+                "",
+                "driver.tick (2.0 s) must be shorter than half of driver.lease_seconds "
+                "(4.0 s): the driver renews a lease in that half",
+            )
+        ]
+
 
 class TestCheckConfigCommand:
     def test_ok_prints_tenant_count_and_exits_zero(self, tmp_path: Path) -> None:

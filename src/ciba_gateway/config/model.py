@@ -520,6 +520,27 @@ class AuditConfig(Base, kw_only=True):
             raise ValueError("audit.sink file needs audit.file")
 
 
+def _check_renewal(driver: DriverConfig, store: StoreConfig) -> None:
+    """The driver must be able to renew a lease before it ends (flow/driver.py).
+
+    A lease is renewed once half of it is left, looked at every ``driver.tick``;
+    the renewal is one store call (on Redis bounded by ``store.timeout``). Both
+    must fit in that half, or a long poll or delivery could lose its lease to
+    another replica while it runs. A poll's own worst case (``http.timeout`` x
+    tries + backoff) may be longer than the lease: the renewals cover it.
+    """
+    half = driver.lease_seconds / 2
+    store_call = store.timeout if store.url.startswith(("redis://", "rediss://")) else 0.0
+    if driver.tick + store_call >= half:
+        what = f"driver.tick ({driver.tick} s)"
+        if store_call:
+            what += f" + store.timeout ({store.timeout} s)"
+        raise ValueError(
+            f"{what} must be shorter than half of driver.lease_seconds "
+            f"({driver.lease_seconds} s): the driver renews a lease in that half"
+        )
+
+
 class GatewayConfig(Base, kw_only=True):
     """The whole configuration file."""
 
@@ -548,3 +569,4 @@ class GatewayConfig(Base, kw_only=True):
                 f"notifications.timeout ({self.notifications.timeout} s) must be shorter "
                 f"than driver.lease_seconds ({self.driver.lease_seconds} s)"
             )
+        _check_renewal(self.driver, self.store)
