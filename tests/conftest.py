@@ -1,4 +1,4 @@
-"""Shared fixtures: a fake clock and a gateway config builder."""
+"""Shared fixtures: a fake clock (from the connector kit) at the real time."""
 
 from __future__ import annotations
 
@@ -6,20 +6,9 @@ import time
 
 import pytest
 
-
-class FakeClock:
-    """A clock tests move by hand (no sleeps)."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = start if start is not None else time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from ciba_gateway.connector.testing import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(time.time())

@@ -16,9 +16,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.flow.model import Status
 from ciba_gateway.store.redis import RedisStore
-from tests.contract.test_store_contract import T0, FakeClock, bump, make_request
+from tests.contract.test_store_contract import T0, bump, make_request
 from tests.integration.test_redis_outage import RedisServer, spare_port
 
 PASSWORD = "acl-test-password-0123456789"
@@ -53,7 +54,7 @@ async def admin(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 async def test_documented_acl_allows_every_store_operation(
     server: RedisServer, admin: aioredis.Redis
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(T0)
     url = f"redis://ciba:{PASSWORD}@127.0.0.1:{server.port}/0"
     store = RedisStore(url, prefix="ciba-prod:", clock=clock)
     await store.open()

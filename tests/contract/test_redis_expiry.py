@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.store.base import Store
-from tests.contract.test_store_contract import FakeClock, _make_store, fresh_redis_prefix
+from tests.contract.test_store_contract import T0, _make_store, fresh_redis_prefix
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -24,7 +25,7 @@ async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         prefix = ""
         if request.param == "redis":
             prefix = await stack.enter_async_context(fresh_redis_prefix())
-        store = _make_store(request.param, tmp_path, FakeClock(), prefix)
+        store = _make_store(request.param, tmp_path, FakeClock(T0), prefix)
         await store.open()
         stack.push_async_callback(store.close)
         yield store

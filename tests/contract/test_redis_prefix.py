@@ -15,13 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from ciba_gateway.config.model import StoreConfig
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.flow.model import Status
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.store.redis import RedisStore
 from tests.contract.test_store_contract import (
     REDIS_URL,
     T0,
-    FakeClock,
     bump,
     fresh_redis_prefix,
     make_request,
@@ -31,7 +31,7 @@ from tests.contract.test_store_contract import (
 @pytest.fixture
 async def deployments() -> AsyncIterator[list[RedisStore]]:
     """Two stores built from config like two deployments, each under a fresh prefix."""
-    clock = FakeClock()
+    clock = FakeClock(T0)
     async with fresh_redis_prefix() as staging, fresh_redis_prefix() as prod:
         stores = []
         for prefix in (staging, prod):

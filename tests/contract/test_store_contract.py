@@ -41,6 +41,7 @@ from redis.crc import key_slot
 
 from ciba_gateway.config.model import StoreConfig, StoreTLSConfig
 from ciba_gateway.connector import Identity, LoginHint
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.store.base import Store
@@ -56,23 +57,9 @@ LIFETIME = 120.0
 REDIS_URL = f"redis://127.0.0.1:{os.environ.get('CIBA_REDIS_PORT', '6379')}/0"
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @asynccontextmanager
@@ -524,7 +511,7 @@ async def test_sqlite_two_instances_never_lease_the_same_request(
 def test_sqlite_concurrent_threads_never_lease_the_same_request(tmp_path: Path) -> None:
     """Workers leasing truly in parallel (one connection each) lease every request exactly once."""
     path = tmp_path / "parallel.db"
-    clock = FakeClock()
+    clock = FakeClock(T0)
     requests = [make_request(next_poll_at=T0 - i) for i in range(200)]
 
     async def seed() -> None:

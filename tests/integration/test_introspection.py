@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 
 CIBA = "urn:openid:params:grant-type:ciba"
 RP = ("rp", "rp-secret-0123456789abcdef")

@@ -25,10 +25,14 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
-from ciba_gateway.connector.testing import TestPki, issue_self_signed_certificate, issue_test_pki
+from ciba_gateway.connector.testing import (
+    FakeClock,
+    TestPki,
+    issue_self_signed_certificate,
+    issue_test_pki,
+)
 from ciba_gateway.errors import ConfigError
 from ciba_gateway.protocol.certificates import ClientCertificate
-from tests.conftest import FakeClock
 from tests.mtls_kit import PROXY, bank_tenant, certificate, client_cert_header
 
 CIBA = "urn:openid:params:grant-type:ciba"

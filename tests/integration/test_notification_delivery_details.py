@@ -20,8 +20,8 @@ from structlog.testing import capture_logs
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import load_config, parse_config
 from ciba_gateway.connector import load_registry
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.errors import ConfigError
-from tests.conftest import FakeClock
 from tests.integration.receiver import Receiver, free_port
 from tests.integration.test_ping_push import (
     PING_SECRET,

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import load_config
 from ciba_gateway.connector import load_registry
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 from tests.integration.conftest import SECRET, Harness, config_yaml
 
 

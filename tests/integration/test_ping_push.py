@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 from tests.integration.receiver import Receiver, free_port
 
 PING_SECRET = "ping-client-secret-0123456789"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 from tests.integration.conftest import SECRET, Harness
 
 

@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 from tests.contract.test_store_contract import REDIS_URL, fresh_redis_prefix
 from tests.integration.receiver import Receiver, free_port
 from tests.integration.test_ping_push import PING_SECRET, PUSH_SECRET, start, yaml_for

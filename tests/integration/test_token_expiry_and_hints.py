@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FakeClock
+from ciba_gateway.connector.testing import FakeClock
 from tests.integration.conftest import Harness
 from tests.integration.test_backchannel_errors import request_claims, signed_request, signer_post
 

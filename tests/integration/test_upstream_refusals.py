@@ -29,8 +29,8 @@ from ciba_gateway.connector import (
     UserNotFound,
     load_registry,
 )
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.tokens import generate_private_jwk
-from tests.conftest import FakeClock
 
 SECRET = "refusals-secret-0123456789abcdef"
 

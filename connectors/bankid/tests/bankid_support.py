@@ -47,53 +47,6 @@ PERSONAS: list[dict[str, Any]] = [
 ]
 
 
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Sleeps:
-    """An async sleep that records the requested durations and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
-class UnusedState:
-    """A ConnectorState the BankID connector never uses."""
-
-    async def put(self, key: str, value: bytes, ttl: float) -> None:
-        raise AssertionError("unused")
-
-    async def get(self, key: str) -> bytes | None:
-        raise AssertionError("unused")
-
-    async def take(self, key: str) -> bytes | None:
-        raise AssertionError("unused")
-
-    async def incr(self, key: str, ttl: float) -> int:
-        raise AssertionError("unused")
-
-
-async def no_resolve(ref: str, outcome: Any) -> bool:
-    raise AssertionError("the BankID connector never resolves by callback")
-
-
-async def no_lookup(ref: str) -> StartRequest | None:
-    raise AssertionError("the BankID connector never looks requests up")
-
-
 def start_request(
     personal_number: str = KARL,
     *,

@@ -11,17 +11,13 @@ import pytest
 from bankid_support import (
     BASE_URL,
     PERSONAS,
-    FakeClock,
-    Sleeps,
-    UnusedState,
-    no_lookup,
-    no_resolve,
 )
 from ciba_gateway_bankid.connector import BankIDConnector, Config
 from ciba_gateway_bankid.simulator import BankIDSimulator, SimulatorTransport, create_simulator
 from litestar import Litestar
 
 from ciba_gateway.connector import ConnectorDeps
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, make_deps
 
 
 @pytest.fixture
@@ -30,12 +26,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> FakeSleep:
+    return FakeSleep()
 
 
 @pytest.fixture
-def make_simulator(clock: FakeClock, sleeps: Sleeps) -> Callable[..., Litestar]:
+def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
     def factory(**settings: Any) -> Litestar:
         return create_simulator(settings, clock=clock, sleep=sleeps)
 
@@ -61,20 +57,12 @@ async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def deps(clock: FakeClock) -> ConnectorDeps:
-    return ConnectorDeps(
-        tenant_id="t1",
-        instance_name="bankid",
-        base_url="http://gw.test/t1/bankid",
-        state=UnusedState(),
-        resolve=no_resolve,
-        lookup=no_lookup,
-        clock=clock,
-    )
+    return make_deps(clock=clock, instance_name="bankid")
 
 
 @pytest.fixture
 async def make_connector(
-    app: Litestar, deps: ConnectorDeps, sleeps: Sleeps
+    app: Litestar, deps: ConnectorDeps, sleeps: FakeSleep
 ) -> AsyncIterator[Callable[..., BankIDConnector]]:
     made: list[BankIDConnector] = []
 

@@ -15,10 +15,11 @@ from typing import Any
 import msgspec
 import pytest
 import vcr
-from bankid_support import KARL, Sleeps, start_request
+from bankid_support import KARL, start_request
 from ciba_gateway_bankid.connector import BankIDConnector, Config
 
 from ciba_gateway.connector import Approved, ConnectorDeps, Denied, Pending, UserBusy
+from ciba_gateway.connector.testing import FakeSleep
 
 HOST = "https://appapi2.test.bankid.com/rp/v6.0"
 ORDER_REF = "131daac9-16c6-4618-beb0-365768f37288"
@@ -42,7 +43,7 @@ def cassettes() -> vcr.VCR:
 
 
 @pytest.fixture
-async def connector(deps: ConnectorDeps, sleeps: Sleeps) -> AsyncIterator[BankIDConnector]:
+async def connector(deps: ConnectorDeps, sleeps: FakeSleep) -> AsyncIterator[BankIDConnector]:
     config = msgspec.convert(
         {"base_url": HOST, "end_user_ip": "203.0.113.7", "pin_code": True}, Config
     )
@@ -100,7 +101,7 @@ async def test_already_in_progress_error_body(
 
 
 async def test_maintenance_in_any_case_is_retried(
-    cassettes: vcr.VCR, connector: BankIDConnector, sleeps: Sleeps
+    cassettes: vcr.VCR, connector: BankIDConnector, sleeps: FakeSleep
 ) -> None:
     """503 errorCode "Maintenance" (odd casing) is matched case-insensitively and retried."""
     with cassettes.use_cassette("auth_maintenance_then_ok.yaml") as cassette:
@@ -112,7 +113,7 @@ async def test_maintenance_in_any_case_is_retried(
 
 
 async def test_phone_auth_body_matches_documented_example(
-    cassettes: vcr.VCR, deps: ConnectorDeps, sleeps: Sleeps
+    cassettes: vcr.VCR, deps: ConnectorDeps, sleeps: FakeSleep
 ) -> None:
     """The /phone/auth body equals the documented example; cancel sends the orderRef."""
     config = msgspec.convert({"base_url": HOST, "show_client_name": False}, Config)

@@ -21,8 +21,6 @@ from bankid_support import (
     KARL,
     NOBODY,
     TOLVAN,
-    FakeClock,
-    Sleeps,
     start_request,
 )
 from ciba_gateway_bankid.connector import BankIDConnector, Config
@@ -44,6 +42,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
 )
+from ciba_gateway.connector.testing import FakeClock, FakeSleep
 
 MakeConnector = Callable[..., BankIDConnector]
 
@@ -365,7 +364,7 @@ async def test_cancel_swallows_unavailable_upstream(
 
 
 async def test_collect_retried_after_503(
-    connector: BankIDConnector, http: httpx.AsyncClient, sim: BankIDSimulator, sleeps: Sleeps
+    connector: BankIDConnector, http: httpx.AsyncClient, sim: BankIDSimulator, sleeps: FakeSleep
 ) -> None:
     """A 503 on collect is retried (collect is idempotent) and the next answer is used."""
     started = await connector.start(start_request(KARL))

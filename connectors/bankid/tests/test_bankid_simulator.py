@@ -14,9 +14,11 @@ import httpx
 import msgspec
 import pytest
 import uvicorn
-from bankid_support import KARL, NOBODY, PERSONAS, TOLVAN, FakeClock, Sleeps, pnr
+from bankid_support import KARL, NOBODY, PERSONAS, TOLVAN, pnr
 from ciba_gateway_bankid.simulator import BankIDSimulator, SimulatorTransport, create_simulator
 from litestar import Litestar
+
+from ciba_gateway.connector.testing import FakeClock, FakeSleep
 
 RP = "/rp/v6.0"
 
@@ -326,7 +328,7 @@ async def test_phone_page_for_bad_number_is_404(http: httpx.AsyncClient) -> None
 # --- controls and settings --------------------------------------------------------
 
 
-async def test_latency_uses_injected_sleep(http: httpx.AsyncClient, sleeps: Sleeps) -> None:
+async def test_latency_uses_injected_sleep(http: httpx.AsyncClient, sleeps: FakeSleep) -> None:
     """Latency injected for everyone delays RP API answers through the injected sleep."""
     await http.post("/control/faults", json={"personal_number": "*", "latency": 1.5})
 

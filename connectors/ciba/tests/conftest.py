@@ -15,27 +15,13 @@ from ciba_gateway_ciba.connector import CibaConnector, Config
 from gateways import free_port
 from op_support import TestOp, ciba_client, public
 
-from ciba_gateway.connector import ConnectorDeps, LoginHint, Outcome, StartRequest
+from ciba_gateway.connector import ConnectorDeps, LoginHint, StartRequest
+from ciba_gateway.connector.testing import Resolutions, make_deps
 from ciba_gateway.flow.adapters import NamespacedState
 from ciba_gateway.store.memory import MemoryStore
 from ciba_gateway.tokens import generate_private_jwk
 
 SECRET = "gateway-at-op-secret-0123456789abcdef"
-
-
-class Resolutions:
-    """The ``resolve`` of ConnectorDeps: records what a callback settled."""
-
-    def __init__(self) -> None:
-        self.settled: list[tuple[str, Outcome]] = []
-
-    async def __call__(self, ref: str, outcome: Outcome) -> bool:
-        self.settled.append((ref, outcome))
-        return True
-
-
-async def no_lookup(ref: str) -> StartRequest | None:
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +78,7 @@ def deps(resolutions: Resolutions) -> ConnectorDeps:
         base_url="http://gw.test/t1/upstream",
         state=NamespacedState(MemoryStore(), "c:t1:upstream"),
         resolve=resolutions,
-        lookup=no_lookup,
+        lookup=make_deps().lookup,
     )
 
 

@@ -15,15 +15,11 @@ from freja_support import (
     CERT_FILE,
     KEY_FILE,
     PERSONAS,
-    FakeClock,
-    Sleeps,
-    UnusedState,
-    no_lookup,
-    no_resolve,
 )
 from litestar import Litestar
 
 from ciba_gateway.connector import ConnectorDeps
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, make_deps
 
 
 @pytest.fixture
@@ -32,12 +28,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def sleeps() -> FakeSleep:
+    return FakeSleep()
 
 
 @pytest.fixture
-def make_simulator(clock: FakeClock, sleeps: Sleeps) -> Callable[..., Litestar]:
+def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
     def factory(**settings: Any) -> Litestar:
         defaults = {
             "personas": PERSONAS,
@@ -67,20 +63,12 @@ async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def deps(clock: FakeClock) -> ConnectorDeps:
-    return ConnectorDeps(
-        tenant_id="t1",
-        instance_name="freja",
-        base_url="http://gw.test/t1/freja",
-        state=UnusedState(),
-        resolve=no_resolve,
-        lookup=no_lookup,
-        clock=clock,
-    )
+    return make_deps(clock=clock, instance_name="freja")
 
 
 @pytest.fixture
 async def make_connector(
-    app: Litestar, deps: ConnectorDeps, sleeps: Sleeps
+    app: Litestar, deps: ConnectorDeps, sleeps: FakeSleep
 ) -> AsyncIterator[Callable[..., FrejaConnector]]:
     made: list[FrejaConnector] = []
 

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 import vcr
 from ciba_gateway_freja.connector import Config, FrejaConnector
-from freja_support import CERT_FILE, FakeClock, Sleeps, start_request
+from freja_support import CERT_FILE, start_request
 
 from ciba_gateway.connector import (
     Approved,
@@ -25,6 +25,7 @@ from ciba_gateway.connector import (
     Pending,
     UserNotFound,
 )
+from ciba_gateway.connector.testing import FakeClock, FakeSleep
 
 HOST = "https://services.test.frejaeid.com"
 AUTH_REF = "Ab3dE6fGh9jK2mN5pQ8rS1tU4vW7xY0z"
@@ -42,7 +43,7 @@ def cassettes() -> vcr.VCR:
 
 
 @pytest.fixture
-async def connector(deps: ConnectorDeps, sleeps: Sleeps) -> AsyncIterator[FrejaConnector]:
+async def connector(deps: ConnectorDeps, sleeps: FakeSleep) -> AsyncIterator[FrejaConnector]:
     config = msgspec.convert(
         {
             "base_url": HOST,

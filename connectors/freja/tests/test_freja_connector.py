@@ -28,8 +28,6 @@ from freja_support import (
     PER,
     RUT,
     TOLVAN,
-    FakeClock,
-    Sleeps,
     start_request,
     unb64json,
 )
@@ -48,6 +46,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserNotFound,
 )
+from ciba_gateway.connector.testing import FakeClock, FakeSleep
 
 MakeConnector = Callable[..., FrejaConnector]
 
@@ -361,7 +360,7 @@ def _fault(kind: str, **kw: Any) -> FaultControl:
 
 
 async def test_get_one_result_is_retried_on_503(
-    connector: FrejaConnector, sim: FrejaSimulator, sleeps: Sleeps
+    connector: FrejaConnector, sim: FrejaSimulator, sleeps: FakeSleep
 ) -> None:
     """Two 503 answers to getOneResult are retried (no real sleep) and the third succeeds."""
     started = await connector.start(start_request(TOLVAN))
@@ -445,7 +444,7 @@ async def test_init_is_not_retried_on_503(connector: FrejaConnector, sim: FrejaS
 
 
 async def test_init_is_retried_when_the_connection_was_refused(
-    make_connector: MakeConnector, app: Litestar, sim: FrejaSimulator, sleeps: Sleeps
+    make_connector: MakeConnector, app: Litestar, sim: FrejaSimulator, sleeps: FakeSleep
 ) -> None:
     """A refused connection sent nothing, so initAuthentication is tried again and succeeds."""
     transport = RefusedOnce(SimulatorTransport(app))

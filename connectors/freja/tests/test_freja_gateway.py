@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import uvicorn
 from ciba_gateway_freja.simulator import FrejaSimulator, create_simulator
-from freja_support import CERT_FILE, KARL, KEY_FILE, NOBODY, PERSONAS, TOLVAN, FakeClock
+from freja_support import CERT_FILE, KARL, KEY_FILE, NOBODY, PERSONAS, TOLVAN
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from litestar import Litestar
@@ -32,6 +32,7 @@ from litestar.testing import AsyncTestClient
 from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
+from ciba_gateway.connector.testing import FakeClock
 
 CIBA = "urn:openid:params:grant-type:ciba"
 SECRET = "freja-callcenter-secret-0123456789"

@@ -7,10 +7,10 @@ from ciba_gateway_freja.connector import FrejaConnector, _same_person
 from ciba_gateway_freja.details import Expected
 from ciba_gateway_freja.simulation import FaultControl, FrejaSimulator
 from ciba_gateway_freja.wire import encode_ssn_user_info
-from freja_support import ANNA, KARL, FakeClock, start_request
+from freja_support import ANNA, KARL, start_request
 
 from ciba_gateway.connector import Identity, PollResult
-from ciba_gateway.connector.testing import IdentityContract, Settle
+from ciba_gateway.connector.testing import FakeClock, IdentityContract, Settle
 
 
 class TestIdentity(IdentityContract):

@@ -15,10 +15,10 @@ import msgspec
 import pytest
 from ciba_gateway_freja.connector import Config, FrejaConnector
 from ciba_gateway_freja.simulator import create_simulator
-from freja_support import CERT_FILE, KARL, KEY_FILE, PERSONAS, FakeClock, start_request
+from freja_support import CERT_FILE, KARL, KEY_FILE, PERSONAS, start_request
 
 from ciba_gateway.connector import ConnectorDeps, UpstreamUnavailable
-from ciba_gateway.connector.testing import TestPki, issue_test_pki, serve_mutual_tls
+from ciba_gateway.connector.testing import FakeClock, TestPki, issue_test_pki, serve_mutual_tls
 
 
 @pytest.fixture

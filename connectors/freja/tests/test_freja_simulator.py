@@ -21,11 +21,11 @@ from freja_support import (
     NOBODY,
     OLLE,
     TOLVAN,
-    FakeClock,
-    Sleeps,
     b64json,
 )
 from litestar import Litestar
+
+from ciba_gateway.connector.testing import FakeClock, FakeSleep
 
 API = "/authentication/1.0"
 SSN_KARL = b64json({"country": "SE", "ssn": KARL})
@@ -333,7 +333,7 @@ async def test_control_faults_and_reset(http: httpx.AsyncClient, sim: FrejaSimul
 
 
 async def test_persona_fault_applies_to_that_persona_only(
-    make_simulator: Callable[..., Litestar], sleeps: Sleeps
+    make_simulator: Callable[..., Litestar], sleeps: FakeSleep
 ) -> None:
     """A persona's fault (latency + http500 on init) hits its calls, not other personas'."""
     app = make_simulator(

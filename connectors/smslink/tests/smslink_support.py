@@ -17,6 +17,14 @@ from joserfc.jwk import KeySet
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from ciba_gateway.connector import (
+    CallbackRequest,
+    ConnectorDeps,
+    LoginHint,
+    Outcome,
+    StartRequest,
+)
+from ciba_gateway.connector.testing import FakeClock, MemoryState
 from ciba_gateway.store.memory import MemoryStore
 
 CIBA = "urn:openid:params:grant-type:ciba"
@@ -28,53 +36,6 @@ NORWAY = "+4791234567"
 UNKNOWN = "+46700000000"
 CLIENT_NAME = "Acme & Sons <Bank>"
 STATE_NS = "c:acme:sms"
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class DictState:
-    """An inspectable ConnectorState: every key and value the connector stores, with TTLs."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.data: dict[str, tuple[bytes | int, float]] = {}
-
-    def _live(self, key: str) -> bytes | int | None:
-        entry = self.data.get(key)
-        if entry is None or entry[1] <= self.clock():
-            return None
-        return entry[0]
-
-    async def put(self, key: str, value: bytes, ttl: float) -> None:
-        self.data[key] = (value, self.clock() + ttl)
-
-    async def get(self, key: str) -> bytes | None:
-        value = self._live(key)
-        return value if isinstance(value, bytes) else None
-
-    async def take(self, key: str) -> bytes | None:
-        value = await self.get(key)
-        self.data.pop(key, None)
-        return value
-
-    async def incr(self, key: str, ttl: float) -> int:
-        value = self._live(key)
-        if isinstance(value, int):
-            self.data[key] = (value + 1, self.data[key][1])
-            return value + 1
-        self.data[key] = (1, self.clock() + ttl)
-        return 1
 
 
 def sha256_hex(text: str) -> str:
@@ -231,3 +192,79 @@ def csrf_of(html: str) -> str:
     marker = 'name="csrf" value="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+BASE = "https://gw.example/acme/sms"
+
+
+class Gateway:
+    """The gateway side of ConnectorDeps: pending requests and the outcomes resolved."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.state = MemoryState(clock)
+        self.pending: dict[str, StartRequest] = {}
+        self.resolved: list[tuple[str, Outcome]] = []
+
+    async def resolve(self, ref: str, outcome: Outcome) -> bool:
+        if self.pending.pop(ref, None) is None:
+            return False
+        self.resolved.append((ref, outcome))
+        return True
+
+    async def lookup(self, ref: str) -> StartRequest | None:
+        request = self.pending.get(ref)
+        if request is None or self.clock() >= request.expires_at:
+            return None
+        return request
+
+    def deps(self) -> ConnectorDeps:
+        return ConnectorDeps(
+            tenant_id="acme",
+            instance_name="sms",
+            base_url=BASE,
+            state=self.state,
+            resolve=self.resolve,
+            lookup=self.lookup,
+            clock=self.clock,
+        )
+
+
+async def no_sleep(seconds: float) -> None:
+    return None
+
+
+def start_request(gateway: Gateway, ref: str = "req-1", number: str = KNOWN) -> StartRequest:
+    request = StartRequest(
+        ref=ref,
+        tenant_id="acme",
+        client_id="callcenter",
+        client_name="Acme",
+        login_hint=LoginHint(kind="tel", value=number),
+        scope=("openid", "phone"),
+        binding_message="Pay 10",
+        expires_at=gateway.clock() + 120,
+    )
+    gateway.pending[ref] = request
+    return request
+
+
+def outbox(connector: SmsLinkConnector) -> OutboxSender:
+    assert isinstance(connector.sender, OutboxSender)
+    return connector.sender
+
+
+def get(token: str) -> CallbackRequest:
+    return CallbackRequest(
+        method="GET", path_params={"token": token}, query={}, form={}, headers={}
+    )
+
+
+def post(token: str, csrf: str, decision: str) -> CallbackRequest:
+    return CallbackRequest(
+        method="POST",
+        path_params={"token": token},
+        query={},
+        form={"csrf": csrf, "decision": decision},
+        headers={"sec-fetch-site": "same-origin", "origin": "https://gw.example"},
+    )

@@ -5,145 +5,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
-from ciba_gateway_smslink.config import Config
 from ciba_gateway_smslink.connector import SmsLinkConnector
-from ciba_gateway_smslink.senders import OutboxSender
 from smslink_support import (
     KNOWN,
-    DictState,
-    FakeClock,
+    Gateway,
     csrf_of,
     gateway_yaml,
+    get,
+    outbox,
+    post,
     sha256_hex,
     sms_connector,
+    start_request,
     token_of,
 )
 
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import (
     Approved,
-    CallbackRequest,
-    ConnectorDeps,
     Denied,
     InvalidHint,
     LoginHint,
-    Outcome,
     Pending,
-    StartRequest,
     UpstreamRejected,
     UpstreamUnavailable,
     UserNotFound,
     load_registry,
 )
+from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.errors import ConfigError
-
-BASE = "https://gw.example/acme/sms"
-
-
-class Gateway:
-    """The gateway side of ConnectorDeps: pending requests and the outcomes resolved."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.state = DictState(clock)
-        self.pending: dict[str, StartRequest] = {}
-        self.resolved: list[tuple[str, Outcome]] = []
-
-    async def resolve(self, ref: str, outcome: Outcome) -> bool:
-        if self.pending.pop(ref, None) is None:
-            return False
-        self.resolved.append((ref, outcome))
-        return True
-
-    async def lookup(self, ref: str) -> StartRequest | None:
-        request = self.pending.get(ref)
-        if request is None or self.clock() >= request.expires_at:
-            return None
-        return request
-
-    def deps(self) -> ConnectorDeps:
-        return ConnectorDeps(
-            tenant_id="acme",
-            instance_name="sms",
-            base_url=BASE,
-            state=self.state,
-            resolve=self.resolve,
-            lookup=self.lookup,
-            clock=self.clock,
-        )
-
-
-@pytest.fixture
-def gateway(clock: FakeClock) -> Gateway:
-    return Gateway(clock)
-
-
-@pytest.fixture
-async def make_connector(
-    gateway: Gateway, tmp_path: Path
-) -> AsyncIterator[Callable[..., SmsLinkConnector]]:
-    made: list[SmsLinkConnector] = []
-
-    def factory(
-        transport: httpx.AsyncBaseTransport | None = None, **overrides: Any
-    ) -> SmsLinkConnector:
-        raw = {k: v for k, v in sms_connector(tmp_path, **overrides).items() if k != "type"}
-        connector = SmsLinkConnector(
-            msgspec.convert(raw, Config), gateway.deps(), transport=transport, sleep=_no_sleep
-        )
-        made.append(connector)
-        return connector
-
-    yield factory
-    for connector in made:
-        await connector.aclose()
-
-
-async def _no_sleep(seconds: float) -> None:
-    return None
-
-
-def start_request(gateway: Gateway, ref: str = "req-1", number: str = KNOWN) -> StartRequest:
-    request = StartRequest(
-        ref=ref,
-        tenant_id="acme",
-        client_id="callcenter",
-        client_name="Acme",
-        login_hint=LoginHint(kind="tel", value=number),
-        scope=("openid", "phone"),
-        binding_message="Pay 10",
-        expires_at=gateway.clock() + 120,
-    )
-    gateway.pending[ref] = request
-    return request
-
-
-def outbox(connector: SmsLinkConnector) -> OutboxSender:
-    assert isinstance(connector.sender, OutboxSender)
-    return connector.sender
-
-
-def get(token: str) -> CallbackRequest:
-    return CallbackRequest(
-        method="GET", path_params={"token": token}, query={}, form={}, headers={}
-    )
-
-
-def post(token: str, csrf: str, decision: str) -> CallbackRequest:
-    return CallbackRequest(
-        method="POST",
-        path_params={"token": token},
-        query={},
-        form={"csrf": csrf, "decision": decision},
-        headers={"sec-fetch-site": "same-origin", "origin": "https://gw.example"},
-    )
 
 
 async def test_link_has_256_bits_and_only_its_hash_is_stored(

@@ -19,12 +19,16 @@ from smslink_support import (
     KNOWN,
     NAMED,
     FakeClock,
+    Gateway,
     csrf_of,
+    get,
+    outbox,
+    post,
     sha256_hex,
     sms_connector,
+    start_request,
     token_of,
 )
-from test_smslink_connector import Gateway, get, outbox, post, start_request
 
 from ciba_gateway.connector import PollResult
 from ciba_gateway.connector.testing import IdentityContract, Settle

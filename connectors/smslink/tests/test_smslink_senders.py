@@ -23,6 +23,7 @@ from ciba_gateway_smslink.senders import (
 )
 
 from ciba_gateway.connector import UpstreamRejected, UpstreamUnavailable
+from ciba_gateway.connector.testing import FakeSleep
 
 LINK = "https://gw.example/acme/sms/l/" + "x" * 43
 MESSAGE = SmsMessage(
@@ -64,23 +65,13 @@ class Recorder:
         return answer
 
 
-class Sleeps:
-    """An async sleep that records durations and returns at once."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+@pytest.fixture
+def sleeps() -> FakeSleep:
+    return FakeSleep()
 
 
 @pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-async def make_sender(sleeps: Sleeps) -> AsyncIterator[Callable[..., Any]]:
+async def make_sender(sleeps: FakeSleep) -> AsyncIterator[Callable[..., Any]]:
     made: list[Any] = []
 
     def factory(spec: dict[str, Any], recorder: Recorder) -> Any:
@@ -132,7 +123,9 @@ async def test_json_variant_with_bearer_and_extra_fields(make_sender: Callable[.
     assert receipt.provider_id == "batch-1"
 
 
-async def test_retries_503_then_succeeds(make_sender: Callable[..., Any], sleeps: Sleeps) -> None:
+async def test_retries_503_then_succeeds(
+    make_sender: Callable[..., Any], sleeps: FakeSleep
+) -> None:
     """A 503 is retried (with a backoff sleep) and the second answer counts."""
     recorder = Recorder(httpx.Response(503), httpx.Response(201, json={"sid": "SM43"}))
     sender = make_sender(TWILIO, recorder)
