@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import uvicorn
 from ciba_gateway_freja.simulator import FrejaSimulator, create_simulator
-from freja_support import CERT_FILE, KARL, KEY_FILE, NOBODY, PERSONAS, TOLVAN
+from freja_support import CERT_FILE, KARL, KEY_FILE, NOBODY, PERSONAS
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from litestar import Litestar
@@ -187,28 +187,3 @@ async def test_unknown_freja_user_is_unknown_user_id(gateway: AsyncTestClient[Li
 
     assert response.status_code == 400
     assert response.json()["error"] == "unknown_user_id"
-
-
-async def test_abandoned_request_expires_and_is_cancelled_at_freja(
-    gateway: AsyncTestClient[Litestar], served: Served, clock: FakeClock
-) -> None:
-    """A client that stops polling: at expiry the driver cancels the order at Freja."""
-    started = await gateway.post(
-        "/acme/bc-authorize",
-        data={"scope": "openid", "login_hint": f"ssn:{TOLVAN}", "requested_expiry": "30"},
-        headers={"Authorization": BASIC},
-    )
-    assert started.status_code == 200, started.text
-    auth_req_id = started.json()["auth_req_id"]
-    assert started.json()["expires_in"] == 30
-    clock.advance(3)
-    drive(gateway)
-    # The client has gone away; nobody polls the token endpoint any more.
-    clock.advance(31)
-    drive(gateway)
-
-    auths = served.sim.stats()["auths"]
-    assert served.sim.calls["cancel"] == 1
-    assert [a["status"] for a in auths] == ["RP_CANCELED"]
-    late = await token(gateway, auth_req_id)
-    assert late.json()["error"] == "expired_token", late.text
