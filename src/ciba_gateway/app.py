@@ -129,7 +129,13 @@ class Runtime:
         self.metrics = metrics
         self.config_path = config_path
         self.audit = AuditTrail(config.audit)
-        self.engine = FlowEngine(store, clock=clock, metrics=metrics, on_decision=self.audit.record)
+        self.engine = FlowEngine(
+            store,
+            clock=clock,
+            metrics=metrics,
+            on_decision=self.audit.record,
+            notify_expiry=config.notifications.on_expiry,
+        )
         self.connectors: dict[str, dict[str, Connector]] = {}
         self.http: httpx.AsyncClient | None = None
         self.jwks_cache: JwksCache | None = None

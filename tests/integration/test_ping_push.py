@@ -268,16 +268,70 @@ async def test_server_errors_retry_until_the_bound(setup: Setup, clock: FakeCloc
         assert waits[-1] > waits[1]
 
 
-async def test_lifetime_expiry_is_not_notified(setup: Setup, clock: FakeClock) -> None:
-    """A request that expires without an outcome sends no notification."""
+async def test_lifetime_expiry_pings_the_client_which_then_learns_expired_token(
+    setup: Setup, clock: FakeClock
+) -> None:
+    """A ping client is pinged once when its request expires; its poll answers expired_token."""
     await setup.receiver.start()
     app = setup.app()
     async with AsyncTestClient(app, base_url="http://testserver.local") as client:
-        await start(client, "pinger", PING_SECRET, hint="email:pending@example.com")
+        auth_req_id = await start(client, "pinger", PING_SECRET, hint="email:pending@example.com")
+        await drive(app)
+        assert setup.receiver.received == []
+        clock.advance(121)
+        await drive(app)  # expired (and cancelled upstream)
+        await drive(app)  # the ping goes out
+        await drive(app)
+        assert [n.body for n in setup.receiver.received] == [{"auth_req_id": auth_req_id}]
+        assert setup.receiver.received[0].headers["authorization"] == "Bearer notify-token-123"
+        token = await client.post(
+            "/acme/token",
+            data={"grant_type": CIBA, "auth_req_id": auth_req_id},
+            headers=basic("pinger", PING_SECRET),
+        )
+        assert token.status_code == 400
+        assert token.json()["error"] == "expired_token"
+
+
+async def test_lifetime_expiry_is_pushed_as_expired_token(setup: Setup, clock: FakeClock) -> None:
+    """A push client, which cannot poll, receives the push error payload expired_token."""
+    await setup.receiver.start()
+    app = setup.app()
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        auth_req_id = await start(client, "pusher", PUSH_SECRET, hint="email:pending@example.com")
         clock.advance(121)
         await drive(app)
         await drive(app)
-        assert setup.receiver.received == []
+        await drive(app)
+        assert len(setup.receiver.received) == 1
+        body = setup.receiver.received[0].body
+        assert body["auth_req_id"] == auth_req_id
+        assert body["error"] == "expired_token"
+        assert "id_token" not in body and "access_token" not in body
+
+
+async def test_lifetime_expiry_is_not_notified_when_turned_off(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """notifications.on_expiry: false - an expiry without an outcome sends nothing."""
+    setup = Setup(tmp_path, clock, "memory://")
+    off = yaml_for(tmp_path, setup.receiver.url, "memory://").replace(
+        "max_wait: 8}", "max_wait: 8, on_expiry: false}"
+    )
+    setup.config = parse_config(off, registry=load_registry())
+    assert setup.config.notifications.on_expiry is False
+    await setup.receiver.start()
+    app = setup.app()
+    try:
+        async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+            for user, secret in (("pinger", PING_SECRET), ("pusher", PUSH_SECRET)):
+                await start(client, user, secret, hint="email:pending@example.com")
+            clock.advance(121)
+            for _ in range(3):
+                await drive(app)
+            assert setup.receiver.received == []
+    finally:
+        await setup.receiver.stop()
 
 
 async def test_delivery_survives_restart_mid_retry(tmp_path: Path, clock: FakeClock) -> None:

@@ -389,6 +389,9 @@ class NotificationsConfig(Base, kw_only=True):
     max_attempts: Annotated[int, Meta(ge=1, le=50)] = 6
     initial_wait: Annotated[float, Meta(gt=0, le=600)] = 1.0
     max_wait: Annotated[float, Meta(gt=0, le=3600)] = 60.0
+    on_expiry: bool = True
+    """Notify ping/push clients when a request's lifetime runs out with no outcome (a ping,
+    or a push of ``expired_token``); CIBA Core allows it without requiring it."""
 
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

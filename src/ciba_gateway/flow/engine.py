@@ -116,8 +116,11 @@ class FlowEngine:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         on_decision: Callable[[AuthRequest], None] | None = None,
+        notify_expiry: bool = True,
     ) -> None:
         self.store = store
+        self.notify_expiry = notify_expiry
+        """Ping/push clients are told of a lifetime expiry (``notifications.on_expiry``)."""
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.on_decision = on_decision
@@ -268,7 +271,7 @@ class FlowEngine:
             if current.status is not Status.PENDING:
                 return None
             if now >= current.expires_at:
-                return transitions.expire(current, now)
+                return transitions.expire(current, now, notify=self.notify_expiry)
             return transitions.settle(current, outcome, now)
 
         fence = _fence(request) if leased else None
@@ -291,7 +294,7 @@ class FlowEngine:
         def step(current: AuthRequest) -> AuthRequest | None:
             if current.status is not Status.PENDING:
                 return None
-            return transitions.expire(current, now)
+            return transitions.expire(current, now, notify=self.notify_expiry)
 
         return self._finished(await self._apply(request, step, fence=_fence(request)))
 

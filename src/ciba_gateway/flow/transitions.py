@@ -120,16 +120,27 @@ def renew(request: AuthRequest, until: float) -> AuthRequest:
     return with_lease(request, request.lease_owner, until)
 
 
-def needs_notification(request: AuthRequest) -> bool:
-    """Ping/push clients are notified of every outcome except a lifetime expiry."""
+def needs_notification(request: AuthRequest, *, on_expiry: bool = True) -> bool:
+    """Ping/push clients are notified of every outcome; of a lifetime expiry only ``on_expiry``.
+
+    CIBA Core allows, but does not require, telling a client its request expired
+    (section 12 lists ``expired_token`` for push); a ping then makes the client poll
+    and learn ``expired_token``.
+    """
     if request.delivery_mode == "poll" or not request.is_terminal:
         return False
     decided = request.decided_at if request.decided_at is not None else request.expires_at
-    return not (request.status is Status.EXPIRED and decided >= request.expires_at)
+    lifetime_expiry = request.status is Status.EXPIRED and decided >= request.expires_at
+    return on_expiry or not lifetime_expiry
 
 
-def settle(request: AuthRequest, outcome: Outcome, now: float) -> AuthRequest:
-    """Record a terminal outcome of a pending request (and mark a ping/push as due now)."""
+def settle(
+    request: AuthRequest, outcome: Outcome, now: float, *, notify_expiry: bool = True
+) -> AuthRequest:
+    """Record a terminal outcome of a pending request (and mark a ping/push as due now).
+
+    ``notify_expiry``: whether a lifetime expiry is notified too (``notifications.on_expiry``).
+    """
     _require(request, Status.PENDING)
     changes: dict[str, Any] = {**_RELEASED, "decided_at": now}
     if isinstance(outcome, Approved):
@@ -137,7 +148,7 @@ def settle(request: AuthRequest, outcome: Outcome, now: float) -> AuthRequest:
     else:
         status, error = _ERRORS[type(outcome)]
         changes.update(status=status, error=error, error_description=outcome.reason, session=None)
-    if needs_notification(replace(request, **changes)):
+    if needs_notification(replace(request, **changes), on_expiry=notify_expiry):
         changes.update(notify_state="due", next_poll_at=now)
     return advance(request, **changes)
 
@@ -163,9 +174,10 @@ def reschedule(
     )
 
 
-def expire(request: AuthRequest, now: float) -> AuthRequest:
-    """A pending request whose lifetime ran out."""
-    return settle(request, Expired(reason="the authentication request expired"), now)
+def expire(request: AuthRequest, now: float, *, notify: bool = True) -> AuthRequest:
+    """A pending request whose lifetime ran out (a ping/push is due when ``notify``)."""
+    expired = Expired(reason="the authentication request expired")
+    return settle(request, expired, now, notify_expiry=notify)
 
 
 def redeem(request: AuthRequest) -> AuthRequest:
