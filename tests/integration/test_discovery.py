@@ -70,7 +70,8 @@ async def test_unknown_tenant_and_path_answer_json(harness: Harness) -> None:
     assert wrong_method.json()["error"] == "invalid_request"
     token = await harness.token("x", auth=("callcenter", "wrong-secret-0123456789"))
     discovery = await harness.client.get("/acme/.well-known/openid-configuration")
-    for answer in (unknown, missing, wrong_method, token, discovery):
+    jwks = await harness.client.get("/acme/jwks")
+    for answer in (unknown, missing, wrong_method, token, discovery, jwks):
         assert answer.headers["x-content-type-options"] == "nosniff"
 
 

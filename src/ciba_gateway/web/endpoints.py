@@ -20,7 +20,7 @@ from ciba_gateway.protocol.certificates import ClientCertificate, presented_cert
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
 from ciba_gateway.web.openapi import docs
-from ciba_gateway.web.responses import JsonAnswer, json_response, split_charset
+from ciba_gateway.web.responses import NOSNIFF, JsonAnswer, json_response, split_charset
 
 __all__ = ["ROUTE_HANDLERS"]
 
@@ -86,7 +86,7 @@ def jwks(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     return Response(
         ctx.keys.jwks_json(),
         media_type="application/json",
-        headers={"Cache-Control": "public, max-age=300"},
+        headers={"Cache-Control": "public, max-age=300", **NOSNIFF},
     )
 
 
