@@ -21,6 +21,7 @@ CIBA = "urn:openid:params:grant-type:ciba"
 RP = ("rp", "rp-secret-0123456789abcdef")
 OTHER_RP = ("other-rp", "other-secret-0123456789abcd")
 RS = ("rs", "rs-secret-0123456789abcdefgh")
+JWT_RP = ("jwt-rp", "jwt-rp-secret-0123456789abc")
 
 
 def config_yaml(tmp: Path) -> str:
@@ -43,7 +44,13 @@ def config_yaml(tmp: Path) -> str:
         auth: {{method: client_secret_basic, secret: "{OTHER_RP[1]}"}}
       - client_id: rs
         auth: {{method: client_secret_basic, secret: "{RS[1]}"}}
-        grant_types: []"""
+        grant_types: []
+      - client_id: jwt-rp
+        auth: {{method: client_secret_basic, secret: "{JWT_RP[1]}"}}
+        scopes: [openid, profile]
+        access_token_format: jwt{audience if name == "acme" else ""}"""
+
+    audience = "\n        access_token_audience: [https://api.example]"
 
     return f'store: {{url: "memory://"}}\ntenants:{tenant("acme")}{tenant("beta")}\n'
 

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
-from joserfc.jwk import ECKey
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -49,6 +50,7 @@ def mtls_yaml(tmp: Path, pki: TestPki, self_signed: str, *, issuer: str) -> str:
       - client_id: selfie
         auth: {{method: self_signed_tls_client_auth, jwks: {selfie_keys}}}
         tls_client_certificate_bound_access_tokens: true
+        access_token_format: jwt
         scopes: [openid, profile]
       - client_id: plain
         auth: {{method: client_secret_post, secret: "plain-secret-0123456789"}}
@@ -254,6 +256,12 @@ async def test_self_signed_tls_client_auth(mtls: Mtls) -> None:
     own = client_cert_header(mtls.self_signed)
     response = await mtls.flow("selfie", own)
     assert response.status_code == 200, response.text
+    # Its access token is an RFC 9068 JWT carrying the binding (RFC 8705 3.1).
+    async with mtls.via(PROXY) as http:
+        keys = KeySet.import_key_set((await http.get("/bank/jwks")).json())
+    claims = jwt.decode(response.json()["access_token"], keys, algorithms=["PS256"]).claims
+    thumbprint = ClientCertificate(certificate(mtls.self_signed).public_bytes(Encoding.DER))
+    assert claims["cnf"] == {"x5t#S256": thumbprint.thumbprint}
     async with mtls.via(PROXY) as http:
         refused = await http.post(
             "/bank/bc-authorize",

@@ -314,6 +314,13 @@ class ClientConfig(Base, kw_only=True):
     """RFC 7591 ``grant_types``. ``[]`` registers a resource server that only
     introspects and revokes tokens (``unauthorized_client`` at bc-authorize and the
     CIBA grant)."""
+    access_token_format: Literal["opaque", "jwt"] = "opaque"  # noqa: S105 (a format, not a secret)
+    """``jwt``: access tokens are RFC 9068 JWTs (``typ: at+jwt``, signed with the tenant's
+    current key) that resource servers validate against the tenant's JWKS; ``opaque``:
+    random strings only introspection and userinfo can read."""
+    access_token_audience: tuple[str, ...] = ()
+    """``aud`` of this client's JWT access tokens (the resource servers); unset: the
+    tenant's userinfo endpoint."""
 
     def __post_init__(self) -> None:
         if len(set(self.grant_types)) != len(self.grant_types):
@@ -329,6 +336,8 @@ class ClientConfig(Base, kw_only=True):
             raise ValueError(f"delivery_mode {self.delivery_mode} needs notification_endpoint")
         if self.request_signing_alg and self.auth.jwks is None and self.auth.jwks_uri is None:
             raise ValueError("request_signing_alg needs client keys (auth.jwks or auth.jwks_uri)")
+        if self.access_token_audience and self.access_token_format != "jwt":  # noqa: S105
+            raise ValueError("access_token_audience needs access_token_format: jwt")
 
     @property
     def display_name(self) -> str:

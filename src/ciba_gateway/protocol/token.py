@@ -218,10 +218,21 @@ async def _store_access_token(
     family: str | None,
     now: int,
 ) -> str:
-    """Mint an opaque access token and keep its sealed record (bound when the client says so)."""
-    access_token = new_opaque_token()
+    """Mint an access token and keep its sealed record (bound when the client says so).
+
+    The record is what userinfo, introspection and revocation read, whatever the
+    token's format: a JWT access token is only a self-describing form of the same
+    grant, and revoking it stops it here (a resource server that validates it
+    locally learns of that only at its ``exp``).
+    """
     lifetime = tenant.config.lifetimes.access_token
     bound = client.tls_client_certificate_bound_access_tokens and certificate is not None
+    if client.access_token_format == "jwt":  # noqa: S105
+        access_token = _access_jwt(
+            tenant, client, sub, scope, claims, certificate if bound else None, now
+        )
+    else:
+        access_token = new_opaque_token()
     record = AccessRecord(
         sub=sub,
         client_id=client.client_id,
@@ -239,6 +250,38 @@ async def _store_access_token(
         lifetime,
     )
     return access_token
+
+
+def _access_jwt(
+    tenant: TenantContext,
+    client: ClientConfig,
+    sub: str,
+    scope: tuple[str, ...],
+    claims: Mapping[str, Any],
+    certificate: ClientCertificate | None,
+    now: int,
+) -> str:
+    """An RFC 9068 access token: the section 2.2 claims, scope, binding and approved details.
+
+    No identity claims beyond ``sub`` (names, national ids) go into it: it travels to
+    resource servers; they ask userinfo for the rest.
+    """
+    body: dict[str, Any] = {
+        "iss": tenant.issuer,
+        "sub": sub,
+        "aud": list(client.access_token_audience) or [f"{tenant.issuer}/userinfo"],
+        "client_id": client.client_id,
+        "iat": now,
+        "exp": now + tenant.config.lifetimes.access_token,
+        "jti": new_opaque_token(),
+        "scope": " ".join(scope),
+    }
+    if certificate is not None:
+        body["cnf"] = {"x5t#S256": certificate.thumbprint}
+    for name in ("authorization_details", "authorization_details_digest"):
+        if name in claims:
+            body[name] = claims[name]
+    return tenant.keys.sign(body, typ="at+jwt")
 
 
 async def _refresh(
