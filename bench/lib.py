@@ -124,7 +124,9 @@ tenants:{"".join(tenants)}
 """
 
 
-def simulator_yaml(*, complete_retention: float = 10.0, start_timeout: float = 3600.0) -> str:
+def simulator_yaml(
+    workdir: Path, *, complete_retention: float = 10.0, start_timeout: float = 3600.0
+) -> str:
     """The BankID simulator's settings: one persona approving at once; others have no BankID.
 
     A number without a persona stays ``outstandingTransaction`` until
@@ -143,7 +145,7 @@ def simulator_yaml(*, complete_retention: float = 10.0, start_timeout: float = 3
 tenants:  # unused; the file must be a valid gateway config
   - id: unused
     issuer: http://127.0.0.1:1/unused
-    keys: [{{kid: unused, file: /nonexistent.jwk}}]
+    keys: [{{kid: unused, file: {workdir}/keys/unused.jwk, generate: true}}]
     subject: {{salt: "unused-salt-0123456789"}}
 """
 
@@ -268,7 +270,7 @@ def start_simulator(workdir: Path, *, record: bool = False, **settings: float) -
     keeps the time of every collect per order (driver_scale).
     """
     path = workdir / "simulator.yaml"
-    path.write_text(simulator_yaml(**settings))
+    path.write_text(simulator_yaml(workdir, **settings))
     port = free_port()
     if record:
         argv = [sys.executable, str(BENCH / "sim_recorder.py"), "--port", str(port), str(path)]
