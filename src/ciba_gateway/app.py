@@ -28,7 +28,14 @@ from litestar.handlers import asgi
 
 from ciba_gateway.audit import AuditTrail
 from ciba_gateway.config.model import GatewayConfig
-from ciba_gateway.connector import Connector, ConnectorRegistry, build_client, load_registry
+from ciba_gateway.connector import (
+    Connector,
+    ConnectorRegistry,
+    HttpSettings,
+    build_client,
+    build_transport,
+    load_registry,
+)
 from ciba_gateway.errors import ConfigError, ConfigProblem
 from ciba_gateway.flow.adapters import connector_deps
 from ciba_gateway.flow.driver import Driver
@@ -268,11 +275,9 @@ def notification_mounts(config: GatewayConfig) -> dict[str, httpx.AsyncBaseTrans
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
     for origin, (ca_file, where) in files.items():
         try:
-            context = ssl.create_default_context(cafile=ca_file)
+            mounts[origin] = build_transport(HttpSettings(ca_file=ca_file))
         except (OSError, ssl.SSLError) as exc:
             problems.append(ConfigProblem(where, f"cannot load {ca_file}: {exc}"))
-            continue
-        mounts[origin] = httpx.AsyncHTTPTransport(verify=context)
     if problems:
         raise ConfigError(problems)
     return mounts

@@ -2,7 +2,7 @@
 
 The simulator is served over TLS on a loopback port (``serve_mutual_tls``), requiring a
 client certificate from a throwaway CA; the connector uses its default transport
-(``lean_transport``), no transport injected, as it would against the real service.
+(``build_transport``), no transport injected, as it would against the real service.
 """
 
 from __future__ import annotations

@@ -1,196 +1,212 @@
-"""The lean HTTP/1.1 pool under httpx, against small asyncio servers on loopback."""
+"""The connector's default transport (``build_transport``: aiohttp under httpx) on the wire.
+
+No transport is injected: each test runs ``BankIDConnector`` against ``RawUpstream``, a
+loopback server answering exact bytes, so what is checked is what goes over the socket -
+the request BankID receives, keep-alive reuse, answer framings, and every failure of the
+wire ending as ``UpstreamUnavailable``, never as another exception.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
-from ciba_gateway_bankid.transport import lean_transport
+from ciba_gateway_bankid.connector import BankIDConnector, Config
 
-from ciba_gateway.connector import HttpSettings
+from ciba_gateway.connector import (
+    ConnectorDeps,
+    HttpSettings,
+    Pending,
+    UpstreamUnavailable,
+    build_transport,
+)
+from ciba_gateway.connector.testing import RawUpstream
+
+PENDING = b'{"orderRef":"x","status":"pending","hintCode":"outstandingTransaction"}'
+SESSION = {"orderRef": "x", "personalNumber": "199001011239"}
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + await reader.readexactly(length)
+def framed(body: bytes, extra: bytes = b"") -> Callable[[bytes], bytes]:
+    """A 200 JSON answer with Content-Length (and ``extra`` header lines)."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n" + extra
+    return lambda _: head + b"content-length: %d\r\n\r\n" % len(body) + body
 
 
-class Server:
-    """A loopback server running ``answer(request) -> bytes`` per request; counts connections."""
-
-    def __init__(self, answer: Callable[[bytes], bytes], *, close_after: bool = False) -> None:
-        self.answer = answer
-        self.close_after = close_after
-        self.connections = 0
-        self.requests: list[bytes] = []
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                try:
-                    request = await _read_request(reader)
-                except asyncio.IncompleteReadError:
-                    return
-                self.requests.append(request)
-                writer.write(self.answer(request))
-                await writer.drain()
-                if self.close_after:
-                    return
-        finally:
-            writer.close()
+def raw(answer: bytes) -> Callable[[bytes], bytes]:
+    return lambda _: answer
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Server], Awaitable[str]]]:
-    servers: list[asyncio.Server] = []
+async def connect(deps: ConnectorDeps) -> AsyncIterator[Callable[..., BankIDConnector]]:
+    """``connect(upstream, **http)``: a connector on its default transport, one try per call."""
+    made: list[BankIDConnector] = []
 
-    async def start(server: Server) -> str:
-        srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-        servers.append(srv)
-        port = srv.sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+    def factory(upstream: RawUpstream, **http: Any) -> BankIDConnector:
+        settings = {"base_url": f"{upstream.url}/rp/v6.0", "http": {"retries": 1, **http}}
+        connector = BankIDConnector(msgspec.convert(settings, Config), deps)
+        made.append(connector)
+        return connector
 
-    yield start
-    for srv in servers:
-        srv.close()
+    yield factory
+    for connector in made:
+        await connector.aclose()
 
 
-def _ok(body: bytes, extra: bytes = b"") -> Callable[[bytes], bytes]:
-    return lambda _: (
+async def test_keeps_one_connection_alive_and_sends_the_exact_request(
+    connect: Callable[..., BankIDConnector],
+) -> None:
+    """Three collects, one connection; the request line, headers and body BankID expects."""
+    async with RawUpstream(framed(PENDING)) as upstream:
+        connector = connect(upstream)
+        for _ in range(3):
+            assert isinstance(await connector.poll(SESSION), Pending)
+    assert upstream.connections == 1
+    head, _, body = upstream.requests[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /rp/v6.0/collect HTTP/1.1"
+    headers = [line.partition(b":")[::2] for line in lines[1:]]
+    content_types = [v.strip() for k, v in headers if k.lower() == b"content-type"]
+    assert content_types == [b"application/json"]  # BankID answers 415 to a charset
+    assert body == b'{"orderRef":"x"}'
+
+
+async def test_concurrent_calls_stay_within_max_connections(
+    connect: Callable[..., BankIDConnector],
+) -> None:
+    """With ``max_connections: 2``, eight concurrent collects share two connections."""
+    async with RawUpstream(framed(PENDING), stall=0.05) as upstream:
+        connector = connect(upstream, max_connections=2)
+        results = await asyncio.gather(*(connector.poll(SESSION) for _ in range(8)))
+    assert all(isinstance(r, Pending) for r in results)
+    assert len(upstream.requests) == 8
+    assert upstream.connections == 2
+
+
+async def test_chunked_and_unframed_answers_are_read_whole(
+    connect: Callable[..., BankIDConnector],
+) -> None:
+    """A chunked answer is joined (its connection reused); an unframed one is read to EOF."""
+    chunked = (
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-        + extra
-        + b"content-length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
+        b"transfer-encoding: chunked\r\n\r\n"
+        b"10\r\n" + PENDING[:16] + b"\r\n"
+        b"%x;ext=1\r\n" % (len(PENDING) - 16) + PENDING[16:] + b"\r\n0\r\n\r\n"
     )
+    async with RawUpstream(raw(chunked)) as upstream:
+        connector = connect(upstream)
+        for _ in range(2):
+            result = await connector.poll(SESSION)
+            assert isinstance(result, Pending)
+            assert result.hint == "outstandingTransaction"
+    assert upstream.connections == 1
+
+    unframed = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + PENDING
+    async with RawUpstream(raw(unframed), hang_up=True) as upstream:
+        result = await connect(upstream).poll(SESSION)
+    assert isinstance(result, Pending)
+    assert result.hint == "outstandingTransaction"
 
 
-async def _post(transport: httpx.AsyncBaseTransport, url: str, body: bytes) -> httpx.Response:
-    request = httpx.Request(
-        "POST",
-        url,
-        content=body,
-        headers={"Content-Type": "application/json"},
-        extensions={"timeout": httpx.Timeout(2.0).as_dict()},
-    )
-    response = await transport.handle_async_request(request)
-    await response.aread()
-    return response
-
-
-async def test_keeps_the_connection_alive(serve: Callable[[Server], Awaitable[str]]) -> None:
-    """Three calls, one connection; the request goes out with its body and headers."""
-    server = Server(_ok(b'{"status":"pending"}'))
-    base = await serve(server)
-    transport = lean_transport(HttpSettings())
-    for _ in range(3):
-        response = await _post(transport, f"{base}/rp/v6.0/collect", b'{"orderRef":"x"}')
-        assert response.status_code == 200
-        assert response.json() == {"status": "pending"}
-    await transport.aclose()
-    assert server.connections == 1
-    assert server.requests[0].startswith(b"POST /rp/v6.0/collect HTTP/1.1\r\n")
-    assert server.requests[0].endswith(b'\r\n\r\n{"orderRef":"x"}')
-
-
-async def test_reads_chunked_answers(serve: Callable[[Server], Awaitable[str]]) -> None:
-    """A chunked body is joined; the connection is reused afterwards."""
-    answer = (
-        b"HTTP/1.1 400 Bad Request\r\ntransfer-encoding: chunked\r\n\r\n"
-        b'5\r\n{"err\r\n7;x=y\r\norCode"\r\n6\r\n:"a"}\n\r\n0\r\n\r\n'
-    )
-    server = Server(lambda _: answer)
-    base = await serve(server)
-    transport = lean_transport(HttpSettings())
-    for _ in range(2):
-        response = await _post(transport, base + "/x", b"{}")
-        assert response.status_code == 400
-        assert response.content == b'{"errorCode":"a"}\n'
-    await transport.aclose()
-    assert server.connections == 1
-
-
-async def test_connection_close_opens_a_new_connection(
-    serve: Callable[[Server], Awaitable[str]],
+async def test_a_closed_connection_is_not_reused(
+    connect: Callable[..., BankIDConnector],
 ) -> None:
-    """An answer with Connection: close, or a server that hangs up, is not reused."""
-    server = Server(_ok(b"{}", b"connection: close\r\n"), close_after=True)
-    base = await serve(server)
-    transport = lean_transport(HttpSettings())
-    for _ in range(2):
-        assert (await _post(transport, base + "/x", b"{}")).status_code == 200
-    await transport.aclose()
-    assert server.connections == 2
+    """``Connection: close``, or a server hanging up an idle keep-alive connection: a new one."""
+    async with RawUpstream(framed(PENDING, b"connection: close\r\n"), hang_up=True) as upstream:
+        connector = connect(upstream)
+        for _ in range(2):
+            assert isinstance(await connector.poll(SESSION), Pending)
+    assert upstream.connections == 2
+
+    async with RawUpstream(framed(PENDING), hang_up=True) as upstream:  # says keep-alive
+        connector = connect(upstream)
+        assert isinstance(await connector.poll(SESSION), Pending)
+        await asyncio.sleep(0.05)  # the FIN reaches the idle connection
+        assert isinstance(await connector.poll(SESSION), Pending)
+    assert upstream.connections == 2
 
 
-async def test_idle_connection_closed_by_the_server_is_not_reused(
-    serve: Callable[[Server], Awaitable[str]],
+async def test_a_silent_upstream_times_out_as_unavailable(
+    connect: Callable[..., BankIDConnector],
 ) -> None:
-    """A keep-alive connection the server closed while idle is dropped, not written to."""
-    server = Server(_ok(b"{}"), close_after=True)  # says keep-alive, then hangs up
-    base = await serve(server)
-    transport = lean_transport(HttpSettings())
-    assert (await _post(transport, base + "/x", b"{}")).status_code == 200
-    await asyncio.sleep(0.05)  # the EOF reaches the idle connection
-    assert (await _post(transport, base + "/x", b"{}")).status_code == 200
-    await transport.aclose()
-    assert server.connections == 2
+    """No answer within ``http.timeout``: UpstreamUnavailable after about that long."""
+    async with RawUpstream(framed(PENDING), stall=5.0) as upstream:
+        connector = connect(upstream, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable):
+            await connector.poll(SESSION)
+        waited = time.monotonic() - started
+    assert 0.25 <= waited < 2.0
 
 
-async def test_errors_are_httpx_errors(serve: Callable[[Server], Awaitable[str]]) -> None:
-    """Refused connection, silent server and a dropped answer map to httpx's classes."""
-    transport = lean_transport(HttpSettings())
-    with pytest.raises(httpx.ConnectError):
-        await _post(transport, "http://127.0.0.1:1/x", b"{}")
+@pytest.mark.parametrize(
+    ("answer", "options"),
+    [
+        pytest.param(b"", {"reset": True}, id="connection-reset"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 64\r\n\r\n{",
+            {"hang_up": True},
+            id="body-cut-short",
+        ),
+        pytest.param(b"", {"hang_up": True}, id="closed-without-answer"),
+        pytest.param(b"SSH-2.0-OpenSSH_9.2\r\n\r\n", {"hang_up": True}, id="not-http"),
+        pytest.param(b"HTTP/1.1 2OO OK\r\n\r\n", {"hang_up": True}, id="bad-status-line"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\n{}",
+            {"hang_up": True},
+            id="conflicting-lengths",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            {"hang_up": True},
+            id="bad-chunk-size",
+        ),
+    ],
+)
+async def test_wire_failures_surface_as_upstream_unavailable(
+    answer: bytes, options: dict[str, bool], connect: Callable[..., BankIDConnector]
+) -> None:
+    """A reset, a truncated body, silence or a malformed answer: UpstreamUnavailable only."""
+    async with RawUpstream(raw(answer), **options) as upstream:
+        with pytest.raises(UpstreamUnavailable):
+            await connect(upstream).poll(SESSION)
+    assert len(upstream.requests) == 1
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(5)
 
-    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    request = httpx.Request(
-        "POST",
-        f"http://127.0.0.1:{port}/x",
-        content=b"{}",
-        extensions={"timeout": httpx.Timeout(0.2).as_dict()},
-    )
-    with pytest.raises(httpx.ReadTimeout):
-        await transport.handle_async_request(request)
-    srv.close()
-
-    half = Server(lambda _: b"HTTP/1.1 200 OK\r\ncontent-length: 64\r\n\r\n{", close_after=True)
-    base = await serve(half)
-    with pytest.raises(httpx.RemoteProtocolError):
-        await _post(transport, base + "/x", b"{}")
-    await transport.aclose()
+async def test_refused_connection_is_unavailable(deps: ConnectorDeps) -> None:
+    """Nothing listening: UpstreamUnavailable."""
+    settings = {"base_url": "http://127.0.0.1:1/rp/v6.0", "http": {"retries": 1}}
+    connector = BankIDConnector(msgspec.convert(settings, Config), deps)
+    try:
+        with pytest.raises(UpstreamUnavailable):
+            await connector.poll(SESSION)
+    finally:
+        await connector.aclose()
 
 
-async def test_reads_an_unframed_body_to_the_end() -> None:
-    """No Content-Length and not chunked: the body is everything until the server closes."""
-    first, second = b'{"status":"pen', b'ding","hintCode":"started"}'
+async def test_the_transport_serves_another_event_loop() -> None:
+    """A transport used from a second loop opens connections there (aiohttp binds to a loop)."""
+    transport = build_transport(HttpSettings())
+    async with RawUpstream(framed(PENDING)) as upstream:
+        url = f"{upstream.url}/rp/v6.0/collect"
+        async with httpx.AsyncClient(transport=transport) as client:
+            first = await client.post(url, content=b"{}")
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + first)
-        await writer.drain()
-        await asyncio.sleep(0.05)  # the rest arrives in a second segment
-        writer.write(second)
-        await writer.drain()
-        writer.close()
+            def other_loop() -> int:
+                async def call() -> int:
+                    request = httpx.Request("POST", url, content=b"{}")
+                    answer = await transport.handle_async_request(request)
+                    await answer.aread()
+                    await transport.aclose()
+                    return answer.status_code
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    transport = lean_transport(HttpSettings())
-    response = await _post(transport, f"http://127.0.0.1:{port}/collect", b"{}")
-    await transport.aclose()
-    srv.close()
-    assert response.content == first + second
-    assert response.json() == {"status": "pending", "hintCode": "started"}
+                return asyncio.run(call())
+
+            second = await asyncio.to_thread(other_loop)
+            third = await client.post(url, content=b"{}")
+    assert (first.status_code, second, third.status_code) == (200, 200, 200)
+    assert third.json()["status"] == "pending"

@@ -9,6 +9,7 @@ from ciba_gateway.connector.api import __all__ as _api_all
 from ciba_gateway.connector.outbound import (
     HttpSettings,
     build_client,
+    build_transport,
     call_with_retries,
     is_transient,
     retrying,
@@ -28,10 +29,12 @@ from ciba_gateway.connector.safejson import (
     check_json,
     decode_json,
 )
+from ciba_gateway.connector.transport import Answer, exchange
 
 __all__ = [
     *_api_all,
     "CONNECTOR_GROUP",
+    "Answer",
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_UPSTREAM_JSON_BYTES",
@@ -41,9 +44,11 @@ __all__ = [
     "JsonLimitError",
     "PluginError",
     "build_client",
+    "build_transport",
     "call_with_retries",
     "check_json",
     "decode_json",
+    "exchange",
     "is_transient",
     "retrying",
     "load_registry",

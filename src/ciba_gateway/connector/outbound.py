@@ -1,7 +1,8 @@
 """The one builder of outbound HTTP clients and retry policies, for core and connectors.
 
 Every client gets explicit timeouts and connection limits, optional mutual TLS
-(client certificate + key, pinned CA bundle) and never follows redirects.
+(client certificate + key, pinned CA bundle) and never follows redirects. Its
+connections are ``transport.AiohttpTransport``'s (aiohttp under httpx).
 Retry policies are tenacity ``AsyncRetrying`` objects with an explicit stop,
 wait and predicate (tenacity's defaults retry forever).
 """
@@ -24,9 +25,12 @@ from tenacity import (
     wait_exponential,
 )
 
+from ciba_gateway.connector.transport import AiohttpTransport
+
 __all__ = [
     "HttpSettings",
     "build_client",
+    "build_transport",
     "call_with_retries",
     "is_transient",
     "retrying",
@@ -79,6 +83,15 @@ def _ssl_context(settings: HttpSettings) -> ssl.SSLContext | bool:
     return ctx
 
 
+def build_transport(settings: HttpSettings | None = None) -> httpx.AsyncBaseTransport:
+    """The connections of a client built from ``settings``: TLS files, connection limit.
+
+    Raises ``ssl.SSLError`` or ``OSError`` when the TLS files do not load.
+    """
+    settings = settings or HttpSettings()
+    return AiohttpTransport(_ssl_context(settings), max_connections=settings.max_connections)
+
+
 def build_client(
     base_url: str,
     settings: HttpSettings | None = None,
@@ -90,25 +103,17 @@ def build_client(
     """An ``httpx.AsyncClient`` with bounded timeouts, limits and optional mTLS.
 
     ``mounts`` routes URL patterns (``"https://rp.example:443"``) to their own
-    transports, e.g. one trusting a private CA.
+    transports, e.g. ``build_transport(HttpSettings(ca_file=...))`` trusting a
+    private CA. ``transport`` replaces the network (tests).
     """
     settings = settings or HttpSettings()
-    kwargs: dict[str, Any] = {}
-    if transport is not None:
-        kwargs["transport"] = transport
-    else:
-        kwargs["verify"] = _ssl_context(settings)
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(settings.timeout, connect=settings.connect_timeout),
-        limits=httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=min(settings.max_connections, 50),
-        ),
         follow_redirects=False,
         headers=headers,
         mounts=mounts,
-        **kwargs,
+        transport=transport or build_transport(settings),
     )
 
 

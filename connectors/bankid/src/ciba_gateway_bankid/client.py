@@ -17,7 +17,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, decode_json
+from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, Answer, decode_json, exchange
 from ciba_gateway_bankid.models import (
     AuthRequest,
     CollectResponse,
@@ -41,20 +41,21 @@ _PATHS = ("auth", "sign", "phone/auth", "phone/sign", "collect", "cancel")
 class BankIDError(httpx.HTTPStatusError):
     """A non-2xx answer; ``error_code`` is lower-cased for matching, ``details`` is free text."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, url: httpx.URL, answer: Answer) -> None:
         try:
             body = decode_json(
-                response.content, type=ErrorResponse, max_bytes=MAX_UPSTREAM_JSON_BYTES
+                answer.content, type=ErrorResponse, max_bytes=MAX_UPSTREAM_JSON_BYTES
             )
             code, details = body.error_code, body.details
         except msgspec.MsgspecError:
             code, details = "", ""
+        request = httpx.Request("POST", url)
         super().__init__(
-            f"BankID answered {response.status_code} {code or '(no errorCode)'}",
-            request=response.request,
-            response=response,
+            f"BankID answered {answer.status} {code or '(no errorCode)'}",
+            request=request,
+            response=httpx.Response(answer.status, content=answer.content, request=request),
         )
-        self.status = response.status_code
+        self.status = answer.status
         self.error_code = code.lower()
         self.raw_error_code = code
         self.details = details
@@ -67,10 +68,10 @@ class BankIDProtocolError(Exception):
 class BankIDClient:
     """Calls the RP API under ``base_url`` (e.g. ``.../rp/v6.0``) through ``transport``.
 
-    Requests go straight to the httpx transport: ``httpx.AsyncClient``'s request
-    building, cookie jar and redirect logic cost more than the rest of a collect
-    (bench/profiles/driver_scale), and a BankID call needs none of them. The
-    timeouts ride in the request's extensions, as the client would put them.
+    Requests go to the transport through ``exchange``: ``httpx.AsyncClient``'s request
+    building, cookie jar and redirect logic, and on the default transport httpx's
+    Request and Response objects too, cost more than the rest of a collect
+    (BENCHMARKS.md), and a BankID call needs none of them.
     """
 
     def __init__(
@@ -79,7 +80,7 @@ class BankIDClient:
         base = httpx.URL(base_url.rstrip("/") + "/")
         self._urls = {path: base.join(path) for path in _PATHS}
         self._transport = transport
-        self._timeout = timeout.as_dict()
+        self._timeout = timeout
 
     async def auth(self, body: AuthRequest) -> OrderResponse:
         """``POST /auth``: start an authentication order."""
@@ -122,27 +123,23 @@ class BankIDClient:
         await self._transport.aclose()
 
     async def _post(self, path: str, body: msgspec.Struct, answer: type[T] | None) -> T:
-        request = httpx.Request(
+        url = self._urls[path]
+        reply = await exchange(
+            self._transport,
             "POST",
-            self._urls[path],
-            headers=_HEADERS,
+            url,
             content=msgspec.json.encode(body),
-            extensions={"timeout": self._timeout},
+            headers=_HEADERS,
+            timeouts=self._timeout,
         )
-        response = await self._transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        response.request = request
-        if not response.is_success:
-            raise BankIDError(response)
+        if not 200 <= reply.status < 300:
+            raise BankIDError(url, reply)
         if answer is None:
             return None  # type: ignore[return-value]
-        media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        media_type = reply.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type != "application/json":
             raise BankIDProtocolError(f"/{path} answered {media_type[:40] or 'no content type'}")
         try:
-            return decode_json(response.content, type=answer, max_bytes=MAX_UPSTREAM_JSON_BYTES)
+            return decode_json(reply.content, type=answer, max_bytes=MAX_UPSTREAM_JSON_BYTES)
         except msgspec.MsgspecError as exc:
             raise BankIDProtocolError(f"unreadable answer from /{path}: {exc}") from exc

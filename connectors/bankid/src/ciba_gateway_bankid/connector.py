@@ -40,6 +40,7 @@ from ciba_gateway.connector import (
     UpstreamRejected,
     UpstreamUnavailable,
     UserBusy,
+    build_transport,
     call_with_retries,
     identity_mismatch,
     is_transient,
@@ -58,7 +59,6 @@ from ciba_gateway_bankid.models import (
 )
 from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
 from ciba_gateway_bankid.signature import SignPlan, plan, verify
-from ciba_gateway_bankid.transport import lean_transport
 
 __all__ = ["BankIDConnector", "Config"]
 
@@ -190,7 +190,7 @@ class BankIDConnector(BaseConnector):
 
     ``transport`` replaces the network (tests run it against the simulator) and
     ``sleep`` the wait between retries. By default calls go through
-    ``transport.lean_transport`` (keep-alive HTTP/1.1 on asyncio streams).
+    ``build_transport(config.http)``, the transport of every outbound client.
     """
 
     Config: ClassVar[type[Config]] = Config
@@ -213,7 +213,7 @@ class BankIDConnector(BaseConnector):
         http = config.http
         self._client = BankIDClient(
             config.base_url,
-            transport or lean_transport(http),
+            transport or build_transport(http),
             httpx.Timeout(http.timeout, connect=http.connect_timeout),
         )
         self._log = structlog.get_logger("ciba_gateway_bankid").bind(

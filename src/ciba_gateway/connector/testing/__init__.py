@@ -8,7 +8,8 @@
 - ``upstream``: ``RecordingTransport``, an httpx transport that records what the
   connector sent and injects upstream faults.
 - ``pki`` / ``servers``: a throwaway PKI, loopback HTTP and mutual-TLS servers for a
-  simulator, and Debian's Chromium through Playwright for phone-page tests::
+  simulator, ``RawUpstream`` (exact answer bytes, resets, stalls: the wire's failures),
+  and Debian's Chromium through Playwright for phone-page tests::
 
       pki = issue_test_pki(tmp_path)
       with serve_mutual_tls(create_simulator(settings), pki) as url:
@@ -40,7 +41,13 @@ from ciba_gateway.connector.testing.pki import (
     issue_self_signed_certificate,
     issue_test_pki,
 )
-from ciba_gateway.connector.testing.servers import CHROMIUM, chromium, serve_http, serve_mutual_tls
+from ciba_gateway.connector.testing.servers import (
+    CHROMIUM,
+    RawUpstream,
+    chromium,
+    serve_http,
+    serve_mutual_tls,
+)
 from ciba_gateway.connector.testing.upstream import FAULTS, Fault, RecordingTransport
 
 __all__ = [
@@ -54,6 +61,7 @@ __all__ = [
     "Fault",
     "IdentityContract",
     "MemoryState",
+    "RawUpstream",
     "RecordingTransport",
     "Resolutions",
     "Settle",
