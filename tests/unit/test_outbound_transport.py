@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 
 import httpx
@@ -78,3 +79,28 @@ async def test_exchange_refuses_an_answer_over_max_bytes(announced: bool) -> Non
     assert (await exchange(other, "GET", url, headers={}, timeouts=timeouts)).content == BIG
     with pytest.raises(httpx.RemoteProtocolError):
         await exchange(other, "GET", url, headers={}, timeouts=timeouts, max_bytes=10_000)
+
+
+async def test_only_failures_before_sending_are_connect_errors() -> None:
+    """Refused, or no free connection in time: ConnectError/ConnectTimeout (the request surely
+    never left, so a BankID start may be sent again); a stall or reset after sending is not."""
+    post = {"content": b"{}", "headers": {}, "timeouts": httpx.Timeout(0.6, connect=0.1, pool=0.1)}
+    transport = build_transport(HttpSettings(max_connections=1))
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await exchange(transport, "POST", httpx.URL("http://127.0.0.1:1/x"), **post)
+        async with RawUpstream(lambda _: answer, stall=1.0) as upstream:
+            url = httpx.URL(upstream.url + "/x")
+            busy = asyncio.ensure_future(exchange(transport, "POST", url, **post))
+            await asyncio.sleep(0.05)  # the only connection is taken
+            with pytest.raises(httpx.ConnectTimeout):
+                await exchange(transport, "POST", url, **post)
+            with pytest.raises(httpx.ReadTimeout):
+                await busy
+        async with RawUpstream(lambda _: b"", reset=True) as upstream:
+            with pytest.raises(httpx.TransportError) as reset:
+                await exchange(transport, "POST", httpx.URL(upstream.url + "/x"), **post)
+        assert not isinstance(reset.value, httpx.ConnectError | httpx.ConnectTimeout)
+    finally:
+        await transport.aclose()

@@ -148,9 +148,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     ``tls`` is what aiohttp's ``ssl`` takes: ``True`` for the system's trust store,
     or a context (mutual TLS, a pinned CA). Timeouts come from each request's
-    ``timeout`` extension, as httpx sets them: connect, read, and pool (waiting
-    for a free connection); aiohttp has no separate write timeout, the read
-    timeout runs from the moment the request is sent.
+    ``timeout`` extension, as httpx sets them. aiohttp bounds the wait for a free
+    connection and the connect together, so that bound is pool + connect (either
+    ends as ``ConnectTimeout``: nothing was sent); it has no separate write
+    timeout, the read timeout runs from the moment the request is sent.
     """
 
     def __init__(
