@@ -18,7 +18,7 @@ import httpx
 import msgspec
 
 from ciba_gateway.connector import MAX_UPSTREAM_JSON_BYTES, Answer, decode_json, exchange
-from ciba_gateway_bankid.models import (
+from ciba_gateway_bankid.wire import (
     AuthRequest,
     CollectResponse,
     ErrorResponse,

@@ -47,7 +47,9 @@ from ciba_gateway.connector import (
     retrying,
 )
 from ciba_gateway_bankid.client import BankIDClient, BankIDError, BankIDProtocolError
-from ciba_gateway_bankid.models import (
+from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
+from ciba_gateway_bankid.signature import SignPlan, plan, verify
+from ciba_gateway_bankid.wire import (
     AuthRequest,
     CollectResponse,
     CompletionData,
@@ -57,8 +59,6 @@ from ciba_gateway_bankid.models import (
     Requirement,
     SignRequest,
 )
-from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
-from ciba_gateway_bankid.signature import SignPlan, plan, verify
 
 __all__ = ["BankIDConnector", "Config"]
 

@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 
 from ciba_gateway.connector import Evidence, InvalidAuthorizationDetails, StartRequest, details
-from ciba_gateway_bankid.models import CompletionData
+from ciba_gateway_bankid.wire import CompletionData
 
 __all__ = ["CHECKS", "SIGN_VISIBLE_LIMIT", "SignPlan", "plan", "verify"]
 

@@ -40,7 +40,10 @@ from cryptography.hazmat.primitives import serialization
 from msgspec import Meta
 
 from ciba_gateway.connector import decode_json
-from ciba_gateway_bankid.models import (
+from ciba_gateway_bankid.personnummer import is_valid
+from ciba_gateway_bankid.phone_page import PersonRow
+from ciba_gateway_bankid.pki import SimulatedPki
+from ciba_gateway_bankid.wire import (
     AuthRequest,
     CollectResponse,
     CompletionData,
@@ -53,9 +56,6 @@ from ciba_gateway_bankid.models import (
     SignRequest,
     User,
 )
-from ciba_gateway_bankid.personnummer import is_valid
-from ciba_gateway_bankid.phone_page import PersonRow
-from ciba_gateway_bankid.pki import SimulatedPki
 
 __all__ = [
     "BankIDSimulator",

@@ -51,10 +51,10 @@ from ciba_gateway.connector import (
     identity_mismatch,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
+from ciba_gateway_ciba.client import Provider
 from ciba_gateway_ciba.config import Config
 from ciba_gateway_ciba.identity import MappingError, hint_mismatch, to_identity
 from ciba_gateway_ciba.idtoken import InvalidIdToken, verify_id_token
-from ciba_gateway_ciba.provider import Provider
 from ciba_gateway_ciba.wire import (
     Answer,
     BackchannelAnswer,
@@ -99,7 +99,7 @@ def _safe(text: str | None) -> str:
 def _unavailable(status: int, error: str) -> bool:
     """Worth trying again later: a server fault, throttling, or an endpoint that moved.
 
-    A 404 also drops the cached discovery (provider.py), so the retry reads it again.
+    A 404 also drops the cached discovery (client.py), so the retry reads it again.
     """
     return status >= 500 or status in (404, 429) or error in _UNAVAILABLE
 
