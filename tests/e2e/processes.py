@@ -17,9 +17,21 @@ CLI = [sys.executable, "-m", "ciba_gateway"]
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """One loopback port that is free now (a test needing several takes ``free_ports``)."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports.
+
+    All sockets are bound before any is closed: ports taken one at a time may repeat,
+    since the kernel can hand a just-released port out again.
+    """
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 class Process:

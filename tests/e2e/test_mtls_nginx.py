@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from ciba_gateway.connector.testing import TestPki, issue_test_pki
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, free_ports
 from tests.mtls_kit import PROXY, bank_tenant, client_cert_header
 
 pytestmark = pytest.mark.process
@@ -126,7 +126,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     # the chain (signature failure) before the gateway sees it; the same-DN case is
     # tested in tests/integration/test_mtls.py.
     other = issue_test_pki(tmp / "other", name="Other")
-    gw_port, tls_port = free_port(), free_port()
+    gw_port, tls_port = free_ports(2)
     tls = f"https://127.0.0.1:{tls_port}"
     config = tmp / "gateway.yaml"
     config.write_text(gateway_yaml(tmp, pki, gw_port, tls))

@@ -32,7 +32,7 @@ import pytest
 import uvicorn
 
 from ciba_gateway.tokens import generate_private_jwk
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, free_ports
 from tests.e2e.test_replicas import (
     REDIS_URL,
     CollectRecorder,
@@ -149,7 +149,8 @@ tenants:
 
 
 def run_ping_flows(ports: list[int], flows: int, tmp: Path, store: str) -> None:
-    client_port = free_port()
+    """``ports``: one per gateway, then the ping client's last."""
+    *ports, client_port = ports
     urls = [f"http://127.0.0.1:{p}/once/token" for p in ports]
     client = RedeemingPingClient(urls)
     server, thread = serve_in_thread(client, client_port)
@@ -197,9 +198,8 @@ def run_ping_flows(ports: list[int], flows: int, tmp: Path, store: str) -> None:
 
 def test_ping_client_that_redeems_first_gets_one_ping_on_one_gateway(tmp_path: Path) -> None:
     """One gateway (SQLite): every request is pinged once although /token wins the race."""
-    port = free_port()
     store = f'{{url: "sqlite:///{tmp_path}/once.db"}}'
-    run_ping_flows([port], flows=12, tmp=tmp_path, store=store)
+    run_ping_flows(free_ports(2), flows=12, tmp=tmp_path, store=store)
 
 
 def test_ping_client_that_redeems_first_gets_one_ping_on_three_replicas(
@@ -207,9 +207,8 @@ def test_ping_client_that_redeems_first_gets_one_ping_on_three_replicas(
     redis_prefix: str,  # noqa: F811 - the fixture imported above
 ) -> None:
     """Three replicas on one Redis: still one ping per request, whichever replica sends it."""
-    ports = [free_port() for _ in range(3)]
     store = f'{{url: "{REDIS_URL}", prefix: "{redis_prefix}", timeout: 1}}'
-    run_ping_flows(ports, flows=24, tmp=tmp_path, store=store)
+    run_ping_flows(free_ports(4), flows=24, tmp=tmp_path, store=store)
 
 
 # --- a collect that hangs past the lease ---------------------------------------------
@@ -221,24 +220,26 @@ ORDERS = 4
 
 
 @pytest.fixture
-def hanging_upstream() -> Iterator[tuple[CollectRecorder, int, int]]:
-    """The BankID simulator behind a recording proxy that holds each order's first collect."""
-    sim_port, proxy_port = free_port(), free_port()
+def hanging_upstream() -> Iterator[tuple[CollectRecorder, int, int, int]]:
+    """The BankID simulator behind a recording proxy that holds each order's first collect.
+
+    Yields the proxy, the simulator's, the proxy's and the gateway's ports.
+    """
+    sim_port, proxy_port, gateway_port = free_ports(3)
     proxy = CollectRecorder(f"http://127.0.0.1:{sim_port}", hold=0.0, first_hold=HANG)
     server, thread = serve_in_thread(proxy, proxy_port)
     try:
-        yield proxy, sim_port, proxy_port
+        yield proxy, sim_port, proxy_port, gateway_port
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
 
 def test_a_collect_hanging_past_the_lease_is_never_repeated_concurrently(
-    tmp_path: Path, hanging_upstream: tuple[CollectRecorder, int, int]
+    tmp_path: Path, hanging_upstream: tuple[CollectRecorder, int, int, int]
 ) -> None:
     """While one collect hangs for 2.5 leases, no second collect of that order starts."""
-    proxy, sim_port, proxy_port = hanging_upstream
-    port = free_port()
+    proxy, sim_port, proxy_port, port = hanging_upstream
     delay = HANG + 2
     personas = "\n".join(
         f'        - {{personal_number: "{personal_number(i)}", outcome: approve, delay: {delay}}}'

@@ -44,7 +44,7 @@ from ciba_gateway_bankid.personnummer import check_digit
 
 from ciba_gateway.tokens import generate_private_jwk
 from tests.contract.test_store_contract import REDIS_URL
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, free_ports
 
 pytestmark = pytest.mark.process
 
@@ -153,13 +153,19 @@ class CollectRecorder:
 
 
 @pytest.fixture
-def recorder_port() -> int:
-    return free_port()
+def ports() -> list[int]:
+    """Distinct ports: the recording proxy's, the simulator's, then one per replica."""
+    return free_ports(2 + REPLICAS)
 
 
 @pytest.fixture
-def sim_port() -> int:
-    return free_port()
+def recorder_port(ports: list[int]) -> int:
+    return ports[0]
+
+
+@pytest.fixture
+def sim_port(ports: list[int]) -> int:
+    return ports[1]
 
 
 @pytest.fixture
@@ -280,9 +286,14 @@ class Cluster:
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, recorder: CollectRecorder, recorder_port: int, sim_port: int, redis_prefix: str
+    tmp_path: Path,
+    recorder: CollectRecorder,
+    ports: list[int],
+    recorder_port: int,
+    sim_port: int,
+    redis_prefix: str,
 ) -> Iterator[Cluster]:
-    ports = [free_port() for _ in range(REPLICAS)]
+    ports = ports[2:]
     configs, sim_config = write_configs(tmp_path, ports, recorder_port, redis_prefix)
     sim = Process(
         ["simulate", "bankid", "--port", str(sim_port), "--config", str(sim_config)],
@@ -421,6 +432,16 @@ def test_replicas_share_work_survive_a_kill_and_issue_exactly_once(
             time.sleep(0.05)
         assert held, "no replica was collecting: the run is too short to test a kill"
         cluster.drain(victim)
+        # Draining can outlast the collects seen above (on a loaded machine): kill when
+        # the victim has just begun a collect, so it dies holding that lease.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            _, inflight = recorder.snapshot()
+            now = time.monotonic()
+            held = inflight.get(victim, {})
+            if any(now - start < HOLD / 2 for start in held.values()):
+                break
+            time.sleep(0.005)
         killed_at = time.monotonic()
         kill_tree(cluster.gateways[victim])
 

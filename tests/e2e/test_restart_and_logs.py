@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, free_ports
 
 pytestmark = pytest.mark.process
 
@@ -59,7 +59,7 @@ tenants:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[tuple[Path, int, Process]]:
-    gateway_port, sim_port = free_port(), free_port()
+    gateway_port, sim_port = free_ports(2)
     config = write_config(tmp_path, gateway_port, sim_port)
     sim = Process(
         ["simulate", "bankid", "--port", str(sim_port), "--config", str(config)],

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.processes import Process, free_port
+from tests.e2e.processes import Process, free_ports
 
 pytestmark = pytest.mark.process
 
@@ -49,7 +49,7 @@ tenants:
 
 def test_sigterm_finishes_the_request_in_flight(tmp_path: Path) -> None:
     """A bc-authorize waiting on a slow upstream still gets its 200; the gateway exits 0."""
-    gateway_port, sim_port = free_port(), free_port()
+    gateway_port, sim_port = free_ports(2)
     config = write_config(tmp_path, gateway_port, sim_port)
     sim = Process(["simulate", "bankid", "--port", str(sim_port)], tmp_path / "sim.log")
     gateway: Process | None = None
