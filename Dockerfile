@@ -3,6 +3,8 @@
 #   docker run -p 8080:8080 -v /etc/ciba-gateway:/config:ro -v ciba-data:/var/lib/ciba-gateway \
 #     -e ACME_CALLCENTER_SECRET=... -e ACME_SUBJECT_SALT=... ciba-gateway
 # (/etc/ciba-gateway holds gateway.yaml - config/gateway.example.yaml is a start - and its keys.)
+# A production image: the connectors only. The upstream simulators (connectors/*-sim) are
+# separate distributions for the demo and the tests (`make demo`), never installed here.
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src

@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Every connector and every simulator distribution (connectors/*-sim): the demo and the tests
+# use the simulators; a production install (the Dockerfile) takes the connectors only.
 CONNECTORS := $(wildcard connectors/*/pyproject.toml)
 CONNECTOR_DIRS := $(patsubst %/pyproject.toml,%,$(CONNECTORS))
 EDITABLES := -e . $(foreach d,$(CONNECTOR_DIRS),-e $(d))

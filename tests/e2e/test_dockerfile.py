@@ -38,6 +38,18 @@ def test_dockerfile_is_non_root_with_healthcheck_and_entrypoint() -> None:
     assert "tests" not in " ".join(copied) and "config" not in copied
 
 
+def test_the_image_is_production_without_simulators() -> None:
+    """No simulator distribution is copied, installed, or even in the build context."""
+    text = (ROOT / "Dockerfile").read_text()
+    copied = re.findall(r"^COPY (\S+)", text, re.M)
+    simulators = sorted(p.parent.name for p in ROOT.glob("connectors/*-sim/pyproject.toml"))
+
+    assert simulators, "no simulator distributions found under connectors/"
+    assert not [t for t in dockerfile_install_targets() if t.rstrip("/").endswith("-sim")]
+    assert not [c for c in copied if c.rstrip("/").endswith("-sim")]
+    assert "connectors/*-sim" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new venv with the Dockerfile's (non-editable) pip install done in it."""
@@ -69,17 +81,33 @@ def test_install_step_in_a_fresh_venv(venv: Path, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     freeze = subprocess.run([str(pip), "freeze"], capture_output=True, text=True, check=True).stdout
     assert "pytest" not in freeze and "ruff" not in freeze
+    assert "-sim" not in freeze, "a simulator distribution is in the production install"
 
 
-def test_demo_runs_from_any_directory_after_a_plain_install(venv: Path, tmp_path: Path) -> None:
-    """``ciba-gateway demo`` of a non-editable install runs its packaged config in ./var."""
+def test_demo_needs_the_simulators_then_runs_from_any_directory(venv: Path, tmp_path: Path) -> None:
+    """The production install refuses the demo's simulators by name; with them installed
+    (non-editable) ``ciba-gateway demo`` runs its packaged config in ./var."""
+    cli = str(venv / "bin" / "ciba-gateway")
     port = free_port()
-    demo = Process(
-        ["demo", "--port", str(port)],
-        tmp_path / "demo.log",
+    refused = subprocess.run(
+        [cli, "demo", "--port", str(port)],
         cwd=tmp_path,
-        cli=[str(venv / "bin" / "ciba-gateway")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
+    assert refused.returncode == 1
+    assert "unknown simulator type 'freja' (installed: " in refused.stderr
+    assert "pip install ciba-gateway-freja-sim" in refused.stderr
+    simulators = sorted(str(p.parent) for p in ROOT.glob("connectors/*-sim/pyproject.toml"))
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", *simulators],
+        cwd=ROOT,
+        check=True,
+        timeout=900,
+    )
+    demo = Process(["demo", "--port", str(port)], tmp_path / "demo.log", cwd=tmp_path, cli=[cli])
     try:
         demo.wait_http(f"http://127.0.0.1:{port}/readyz", timeout=60)
         assert f"state:          {(tmp_path / 'var').resolve()} " in demo.output()
@@ -87,5 +115,6 @@ def test_demo_runs_from_any_directory_after_a_plain_install(venv: Path, tmp_path
         assert issuer.json()["issuer"] == f"http://127.0.0.1:{port}/demo"
         assert (tmp_path / "var" / "ciba-gateway.db").is_file()
         assert (tmp_path / "var" / "keys" / "demo-es256-1.jwk").is_file()
+        assert httpx.get(f"http://127.0.0.1:{port}/_sim/freja/phone").status_code == 200
     finally:
         assert demo.stop() == 0

@@ -411,6 +411,26 @@ class TestConnectors:
         ]
 
 
+class TestSimulators:
+    def test_a_simulator_that_is_not_installed_is_refused_with_its_distribution(self) -> None:
+        """A production install has no simulators: mounting one names what to install."""
+        doc = "simulators: [{type: freja, mount: /_sim/freja}]\n" + tenant()
+        assert problems_of(doc) == [
+            (
+                "simulators[0].type",
+                "unknown simulator type 'freja' (installed: none); simulators are not part"
+                " of a production install: pip install ciba-gateway-freja-sim",
+            )
+        ]
+
+    def test_an_installed_simulator_is_accepted(self) -> None:
+        """With the simulator in the registry the same document loads."""
+        registry = ConnectorRegistry(REGISTRY.connectors, {"freja": lambda settings: None})
+        doc = "simulators: [{type: freja, mount: /_sim/freja}]\n" + tenant()
+        config = parse_config(doc, registry=registry, env={})
+        assert [s.type for s in config.simulators] == ["freja"]
+
+
 class TestPostInit:
     def test_route_to_missing_connector(self) -> None:
         """A tenant rule failing in __post_init__ is reported at the tenant's path."""

@@ -1,4 +1,4 @@
-"""Fixtures: the Freja simulator served in-process, connectors wired to it, a hand-moved clock."""
+"""Fixtures: connectors wired to the Freja simulator served in-process, a hand-moved clock."""
 
 from __future__ import annotations
 
@@ -9,56 +9,20 @@ import httpx
 import msgspec
 import pytest
 from ciba_gateway_freja.connector import Config, FrejaConnector
-from ciba_gateway_freja.simulator import FrejaSimulator, SimulatorTransport, create_simulator
-from freja_support import (
+from freja_support import (  # noqa: F401 - the simulator's fixtures, shared with freja-sim
     BASE_URL,
     CERT_FILE,
-    KEY_FILE,
-    PERSONAS,
+    app,
+    clock,
+    http,
+    make_simulator,
+    sim,
+    sleeps,
 )
 from litestar import Litestar
 
 from ciba_gateway.connector import ConnectorDeps
-from ciba_gateway.connector.testing import FakeClock, FakeSleep, make_deps
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sleeps() -> FakeSleep:
-    return FakeSleep()
-
-
-@pytest.fixture
-def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
-    def factory(**settings: Any) -> Litestar:
-        defaults = {
-            "personas": PERSONAS,
-            "signing_key_file": KEY_FILE,
-            "signing_cert_file": CERT_FILE,
-        }
-        return create_simulator({**defaults, **settings}, clock=clock, sleep=sleeps)
-
-    return factory
-
-
-@pytest.fixture
-def app(make_simulator: Callable[..., Litestar]) -> Litestar:
-    return make_simulator()
-
-
-@pytest.fixture
-def sim(app: Litestar) -> FrejaSimulator:
-    return app.state.freja  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=SimulatorTransport(app), base_url=BASE_URL) as client:
-        yield client
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport, make_deps
 
 
 @pytest.fixture

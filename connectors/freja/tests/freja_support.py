@@ -1,13 +1,25 @@
-"""Shared test helpers for the Freja tests: constants, personas, fake clock and sleep, requests."""
+"""Shared test helpers of the Freja connector and simulator tests: constants, personas,
+requests, and the simulator's fixtures (both conftest.py files import them).
+
+On the path of every test through ``pythonpath`` in the root pyproject.toml.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
+from ciba_gateway_freja_sim.app import create_simulator
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
+from litestar import Litestar
+
 from ciba_gateway.connector import LoginHint, StartRequest
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 KEYS = Path(__file__).parent / "keys"
 KEY_FILE = str(KEYS / "test-signing-key.pem")
@@ -108,3 +120,42 @@ def b64json(value: Any) -> str:
 def unb64json(value: str) -> Any:
     """The JSON inside standard base64."""
     return json.loads(base64.b64decode(value))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sleeps() -> FakeSleep:
+    return FakeSleep()
+
+
+@pytest.fixture
+def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
+    def factory(**settings: Any) -> Litestar:
+        defaults = {
+            "personas": PERSONAS,
+            "signing_key_file": KEY_FILE,
+            "signing_cert_file": CERT_FILE,
+        }
+        return create_simulator({**defaults, **settings}, clock=clock, sleep=sleeps)
+
+    return factory
+
+
+@pytest.fixture
+def app(make_simulator: Callable[..., Litestar]) -> Litestar:
+    return make_simulator()
+
+
+@pytest.fixture
+def sim(app: Litestar) -> FrejaSimulator:
+    return app.state.freja  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=SimulatorTransport(app), base_url=BASE_URL) as client:
+        yield client

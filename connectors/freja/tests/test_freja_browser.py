@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import pytest
 from ciba_gateway_freja.connector import Config, FrejaConnector
-from ciba_gateway_freja.simulator import create_simulator
+from ciba_gateway_freja_sim.app import create_simulator
 from freja_support import start_request
 
 from ciba_gateway.connector import Approved, ConnectorDeps

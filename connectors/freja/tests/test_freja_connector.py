@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from ciba_gateway_freja.connector import FrejaConnector
-from ciba_gateway_freja.simulation import FaultControl, persona_upi
-from ciba_gateway_freja.simulator import FrejaSimulator, SimulatorTransport
+from ciba_gateway_freja_sim.settings import FaultControl, persona_upi
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -46,7 +46,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserNotFound,
 )
-from ciba_gateway.connector.testing import FakeClock, FakeSleep
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 MakeConnector = Callable[..., FrejaConnector]
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import pytest
 from ciba_gateway_freja.connector import FrejaConnector
-from ciba_gateway_freja.simulator import SimulatorTransport
 from freja_support import ANNA, DORIS, KARL, NILS, NOBODY, PER, RUT, TOLVAN, start_request
 from litestar import Litestar
 
@@ -16,6 +15,7 @@ from ciba_gateway.connector.testing import (
     ConnectorContract,
     FakeClock,
     RecordingTransport,
+    SimulatorTransport,
     Subject,
     UpstreamContract,
 )

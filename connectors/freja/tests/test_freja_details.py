@@ -15,7 +15,7 @@ from ciba_gateway_freja.details import (
     verify_details,
     x5t_of,
 )
-from ciba_gateway_freja.signing import SigningMaterial, load, unsigned_token
+from ciba_gateway_freja_sim.signing import SigningMaterial, load, unsigned_token
 from freja_support import CERT_FILE, KARL, KEY_FILE, NOW, b64json
 
 AUTH_REF = "Ab3dE6fGh9jK2mN5pQ8rS1tU4vW7xY0z"

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 import uvicorn
-from ciba_gateway_freja.simulator import FrejaSimulator, create_simulator
+from ciba_gateway_freja_sim.app import create_simulator
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 from freja_support import CERT_FILE, KARL, KEY_FILE, NOBODY, PERSONAS
 from joserfc import jwt
 from joserfc.jwk import KeySet

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from ciba_gateway_freja.connector import FrejaConnector, _same_person
 from ciba_gateway_freja.details import Expected
-from ciba_gateway_freja.simulation import FaultControl, FrejaSimulator
 from ciba_gateway_freja.wire import encode_ssn_user_info
+from ciba_gateway_freja_sim.settings import FaultControl
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 from freja_support import ANNA, KARL, start_request
 
 from ciba_gateway.connector import Identity, PollResult

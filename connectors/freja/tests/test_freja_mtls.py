@@ -14,7 +14,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from ciba_gateway_freja.connector import Config, FrejaConnector
-from ciba_gateway_freja.simulator import create_simulator
+from ciba_gateway_freja_sim.app import create_simulator
 from freja_support import CERT_FILE, KARL, KEY_FILE, PERSONAS, start_request
 
 from ciba_gateway.connector import ConnectorDeps, UpstreamUnavailable

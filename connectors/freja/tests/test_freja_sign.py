@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from ciba_gateway_freja.connector import FrejaConnector
-from ciba_gateway_freja.simulator import FaultControl, FrejaSimulator
+from ciba_gateway_freja_sim.settings import FaultControl
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 from freja_support import NOW, TOLVAN, start_request
 
 from ciba_gateway.connector import Approved, Expired, Failed, InvalidAuthorizationDetails

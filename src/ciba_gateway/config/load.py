@@ -504,6 +504,29 @@ class _Connectors:
         return {"type": kind, "settings": None if decoded is _INVALID else decoded}
 
 
+def _check_simulators(
+    data: dict[Any, Any], registry: ConnectorRegistry, problems: _Problems
+) -> None:
+    """Each ``simulators[i].type`` names an installed simulator distribution.
+
+    Simulators are not part of a production install (each is its own distribution,
+    ``ciba-gateway-<name>-sim``), so a configuration that mounts one is refused there.
+    """
+    simulators = data.get("simulators")
+    for i, entry in enumerate(simulators if isinstance(simulators, list) else []):
+        kind = entry.get("type") if isinstance(entry, dict) else None
+        path = f"simulators[{i}].type"
+        if not isinstance(kind, str) or kind in registry.simulators:
+            continue  # a missing or mistyped type is the model pass's to report
+        if not problems.is_tainted(path):
+            installed = ", ".join(sorted(registry.simulators)) or "none"
+            problems.add(
+                path,
+                f"unknown simulator type {kind!r} (installed: {installed}); simulators are"
+                f" not part of a production install: pip install ciba-gateway-{kind}-sim",
+            )
+
+
 def read_document(
     text: str, env: Mapping[str, str] | None = None
 ) -> tuple[Any, dict[str, tuple[int, int]]]:
@@ -571,6 +594,7 @@ def parse_config(
     checker = _Checker(problems)
     if isinstance(data, dict):
         data = _Connectors(registry, checker, problems).decode_all(data)
+        _check_simulators(data, registry, problems)
     config = checker.decode(data, GatewayConfig, "")
     if problems.items or config is _INVALID:
         if not problems.items:  # defensive: the checker always explains a failure

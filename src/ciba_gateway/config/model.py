@@ -375,7 +375,10 @@ class ConnectorInstance(Base, kw_only=True):
 
 
 class SimulatorConfig(Base, kw_only=True):
-    """An upstream simulator to mount in-process at ``mount`` (demo, tests)."""
+    """An upstream simulator to mount in-process at ``mount`` (demo, tests).
+
+    Each is its own distribution (``ciba-gateway-freja-sim``...), never part of a
+    production install; a ``type`` that is not installed is a configuration error."""
 
     type: Identifier
     mount: Annotated[str, Meta(pattern=r"^/[A-Za-z0-9_/.-]+$")]

@@ -1,5 +1,5 @@
-"""Freja eID connector and simulator for ciba-gateway (see README.md).
+"""Freja eID connector for ciba-gateway (see README.md).
 
-``connector.FrejaConnector`` drives the Freja eID RP REST API (authentication);
-``simulator.create_simulator`` builds a Litestar app that speaks the same API.
+``connector.FrejaConnector`` drives the Freja eID RP REST API (authentication and
+signature); its simulator is a separate distribution, ``ciba-gateway-freja-sim``.
 """

@@ -5,8 +5,9 @@
   the ``Subject`` that wires them to it.
 - ``fakes``: ``FakeClock``, ``FakeSleep``, ``MemoryState``, ``Resolutions`` and
   ``make_deps()``, the ``ConnectorDeps`` the gateway would hand over.
-- ``upstream``: ``RecordingTransport``, an httpx transport that records what the
-  connector sent and injects upstream faults.
+- ``upstream``: ``SimulatorTransport``, a simulator's ASGI app served in-process
+  with a real server's failures, and ``RecordingTransport``, an httpx transport that
+  records what the connector sent and injects upstream faults.
 - ``pki`` / ``servers``: a throwaway PKI, loopback HTTP and mutual-TLS servers for a
   simulator, ``RawUpstream`` (exact answer bytes, resets, stalls: the wire's failures),
   and Debian's Chromium through Playwright for phone-page tests::
@@ -48,7 +49,12 @@ from ciba_gateway.connector.testing.servers import (
     serve_http,
     serve_mutual_tls,
 )
-from ciba_gateway.connector.testing.upstream import FAULTS, Fault, RecordingTransport
+from ciba_gateway.connector.testing.upstream import (
+    FAULTS,
+    Fault,
+    RecordingTransport,
+    SimulatorTransport,
+)
 
 __all__ = [
     "CHROMIUM",
@@ -65,6 +71,7 @@ __all__ = [
     "RecordingTransport",
     "Resolutions",
     "Settle",
+    "SimulatorTransport",
     "Subject",
     "TestPki",
     "UpstreamContract",

@@ -1,14 +1,14 @@
-"""A recording upstream: an httpx transport that logs every request and injects faults."""
+"""Upstreams for tests: an in-process simulator behind httpx, and a recording, faulting wrapper."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
-__all__ = ["FAULTS", "Fault", "RecordingTransport"]
+__all__ = ["FAULTS", "Fault", "RecordingTransport", "SimulatorTransport"]
 
 Fault = Literal["timeout", "connect", "reset", "5xx", "malformed"]
 FAULTS: tuple[Fault, ...] = ("timeout", "connect", "reset", "5xx", "malformed")
@@ -58,3 +58,46 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+class SimulatorTransport(httpx.AsyncBaseTransport):
+    """Serve an ASGI app (a simulator) in-process the way a real server fails.
+
+    ``httpx.ASGITransport`` raises whatever the app raises. A server answers 500 when
+    the app fails before it starts answering, and cuts the connection when the answer
+    was started but not finished; this transport does the same, so a dropped answer
+    surfaces as ``httpx.RemoteProtocolError`` like it does over the network.
+    """
+
+    def __init__(self, app: Callable[[Any, Any, Any], Awaitable[None]]) -> None:
+        self._app = app
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Run the app for one request."""
+        progress = {"started": False, "finished": False}
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            async def watch(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    progress["started"] = True
+                elif message["type"] == "http.response.body" and not message.get("more_body"):
+                    progress["finished"] = True
+                await send(message)
+
+            await self._app(scope, receive, watch)
+            if progress["started"] and not progress["finished"]:
+                raise ConnectionAbortedError("the app left its answer unfinished")
+
+        try:
+            return await httpx.ASGITransport(app=app).handle_async_request(request)
+        except Exception as exc:
+            if progress["started"]:
+                raise httpx.RemoteProtocolError(
+                    "server closed the connection without a complete answer", request=request
+                ) from exc
+            return httpx.Response(
+                500,
+                headers={"content-type": "text/plain"},
+                content=b"Internal Server Error",
+                request=request,
+            )

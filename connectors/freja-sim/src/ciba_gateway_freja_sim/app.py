@@ -12,8 +12,8 @@ Routes (relative to wherever the app is mounted)::
     GET  /control/stats                  calls, decoded requests received, authentications
     GET  /signing-cert.pem               the certificate that signs ``details``
 
-The behaviour lives in ``simulation.py``; all state hangs off
-``app.state.freja`` (a ``FrejaSimulator``). Clock and sleep are injectable.
+The behaviour lives in ``simulator.py`` and the modules it puts together; all state
+hangs off ``app.state.freja`` (a ``FrejaSimulator``). Clock and sleep are injectable.
 """
 
 from __future__ import annotations
@@ -23,32 +23,20 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
 import msgspec
+from ciba_gateway_freja.wire import OPERATIONS
 from litestar import Litestar, MediaType, Response, get, post
 from litestar.datastructures import State
 from litestar.handlers import asgi
 from litestar.params import FromPath, JSONBody
 from litestar.types import Receive, Scope, Send
 
-from ciba_gateway_freja.phone_page import render_message, render_phone
-from ciba_gateway_freja.signing import SigningMaterial, generate, load, load_or_create
-from ciba_gateway_freja.simulation import (
-    FaultControl,
-    FrejaSimulator,
-    Persona,
-    SimulatorSettings,
-)
-from ciba_gateway_freja.wire import OPERATIONS
+from ciba_gateway_freja_sim.phone_page import render_message, render_phone
+from ciba_gateway_freja_sim.settings import FaultControl, SimulatorSettings
+from ciba_gateway_freja_sim.signing import SigningMaterial, generate, load, load_or_create
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 
-__all__ = [
-    "FaultControl",
-    "FrejaSimulator",
-    "Persona",
-    "SimulatorSettings",
-    "SimulatorTransport",
-    "create_simulator",
-]
+__all__ = ["create_simulator"]
 
 _MAX_BODY = 64 * 1024
 
@@ -190,46 +178,3 @@ def create_simulator(
         openapi_config=None,
         logging_config=None,
     )
-
-
-class SimulatorTransport(httpx.AsyncBaseTransport):
-    """Serve an ASGI app in-process the way a real server fails.
-
-    ``httpx.ASGITransport`` raises whatever the app raises. A server answers 500 when
-    the app fails before it starts answering, and cuts the connection when the answer
-    was started but not finished; this transport does the same, so a dropped answer
-    surfaces as ``httpx.RemoteProtocolError`` like it does over the network.
-    """
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self._app = app
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Run the app for one request."""
-        progress = {"started": False, "finished": False}
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            async def watch(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    progress["started"] = True
-                elif message["type"] == "http.response.body" and not message.get("more_body"):
-                    progress["finished"] = True
-                await send(message)
-
-            await self._app(scope, receive, watch)
-            if progress["started"] and not progress["finished"]:
-                raise ConnectionAbortedError("the app left its answer unfinished")
-
-        try:
-            return await httpx.ASGITransport(app=app).handle_async_request(request)
-        except Exception as exc:
-            if progress["started"]:
-                raise httpx.RemoteProtocolError(
-                    "server closed the connection without a complete answer", request=request
-                ) from exc
-            return httpx.Response(
-                500,
-                headers={"content-type": "text/plain"},
-                content=b"Internal Server Error",
-                request=request,
-            )

@@ -13,7 +13,8 @@ import httpx
 import msgspec
 import pytest
 from ciba_gateway_freja.details import Expected, TrustStore, verify_details
-from ciba_gateway_freja.simulator import FrejaSimulator, SimulatorTransport, create_simulator
+from ciba_gateway_freja_sim.app import create_simulator
+from ciba_gateway_freja_sim.simulator import FrejaSimulator
 from freja_support import (
     BASE_URL,
     CERT_FILE,
@@ -25,7 +26,7 @@ from freja_support import (
 )
 from litestar import Litestar
 
-from ciba_gateway.connector.testing import FakeClock, FakeSleep
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 API = "/authentication/1.0"
 SSN_KARL = b64json({"country": "SE", "ssn": KARL})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,8 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwk import RSAKey
-
-from ciba_gateway_freja.details import x5t_of
 
 __all__ = ["SigningMaterial", "b64url", "generate", "load", "load_or_create", "unsigned_token"]
 
@@ -43,7 +42,9 @@ class SigningMaterial:
             raise ValueError("the simulator's signing key does not match its certificate")
         self.key = key
         self.cert = cert
-        self.x5t = x5t_of(cert)
+        der = cert.public_bytes(serialization.Encoding.DER)
+        # JWS x5t: the certificate's SHA-1, worked out here, not by the connector under test.
+        self.x5t = b64url(hashlib.sha1(der, usedforsecurity=False).digest())
         self._jwk = RSAKey.import_key(self.key_pem())
 
     def key_pem(self) -> bytes:

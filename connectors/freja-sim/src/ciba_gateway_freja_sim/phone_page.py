@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from ciba_gateway_freja.simulation import PendingView
+from ciba_gateway_freja_sim.model import PendingView
 
 __all__ = ["render_message", "render_phone"]
 
