@@ -33,6 +33,9 @@ BASIC = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).dec
 PENDING_HINT = "email:pending@example.com"
 APPROVE_PNR = "199001011239"
 PENDING_ACR = "urn:bench:pending"
+QUICK_HINT = "email:quick@example.com"
+QUICK_ACR = "urn:bench:quick"
+"""A person the ``quick`` example connector approves at its first collect, 0.5 s in."""
 BANKID_ACR = "urn:grn:authn:se:bankid"
 CIBA_GRANT = "urn%3Aopenid%3Aparams%3Agrant-type%3Aciba"
 
@@ -72,7 +75,9 @@ def gateway_yaml(
     """Two tenants (``es``: ES256, ``rs``: RS256) with the example and bankid connectors.
 
     The example connector's one person stays pending and asks for no polling
-    (``poll_after`` one hour), so its requests load nothing but the store.
+    (``poll_after`` one hour), so its requests load nothing but the store. The
+    ``quick`` one approves at its first collect, half a second after the start
+    (``flow_cost``: one create, one pending poll, one collect, one redeem).
     """
     store = f'{{url: "{store_url}"'
     if redis_prefix:
@@ -102,9 +107,14 @@ def gateway_yaml(
       example:
         type: example
         poll_after: 3600
-        people: [{{hint: "{PENDING_HINT}", name: Pat Pending, outcome: pending}}]{bankid}
+        people: [{{hint: "{PENDING_HINT}", name: Pat Pending, outcome: pending}}]
+      quick:
+        type: example
+        poll_after: 0.5
+        people: [{{hint: "{QUICK_HINT}", name: Quinn Quick, polls: 0}}]{bankid}
     routes:
-      - {{acr: "{PENDING_ACR}", connector: example}}"""
+      - {{acr: "{PENDING_ACR}", connector: example}}
+      - {{acr: "{QUICK_ACR}", connector: quick}}"""
             + (
                 f"""
       - {{acr: "{BANKID_ACR}", connector: bankid}}"""
@@ -181,6 +191,15 @@ def rss_bytes(pid: int) -> int:
 
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every live descendant (a server's workers)."""
+    total = 0.0
+    for each in (pid, *descendants(pid)):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(each)
+    return total
 
 
 def cpu_seconds(pid: int) -> float:

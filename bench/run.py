@@ -280,6 +280,115 @@ def bc_authorize(b: Bench, store: str) -> None:
         b.note(f"{name}.ratio", round(rps / b.ceilings["granian"].median(), 3))
 
 
+def bc_authorize_local(b: Bench, store: str, ceiling: Ceiling) -> None:
+    """Backchannel requests with no upstream: the example connector, ``poll_after`` 1 h.
+
+    What bc-authorize costs the gateway itself (client auth, validation, one
+    create in the store); each run is paired with a ceiling run right before it.
+    """
+    name = f"bc_authorize_local.{store}"
+    results, ratios = [], []
+    with b.workdir("bclocal") as wd:
+        for i in range(b.runs):
+            run_dir = wd / f"run{i}"
+            run_dir.mkdir()
+            url, prefix = b.store_url(store, run_dir)
+            port = lib.free_port()
+            gw = lib.start_gateway(
+                run_dir, lib.gateway_yaml(run_dir, port, url, redis_prefix=prefix)
+            )
+            args = ["/es/bc-authorize", lib.BASIC, lib.bc_body(lib.PENDING_HINT, lib.PENDING_ACR)]
+            try:
+                lib.wrk(port, "bc_authorize.lua", args, seconds=1)
+                top = ceiling.run()
+                with b.profiled(name, gw.worker_pid, b.seconds - 1) if i == 0 else _null():
+                    results.append(lib.wrk(port, "bc_authorize.lua", args, seconds=b.seconds))
+                ratios.append(results[-1].counts["ok"] / results[-1].seconds / top.rps)
+            finally:
+                gw.stop()
+                _redis_cleanup(prefix)
+    for r in results:
+        if r.counts["other"] or r.counts["socket_errors"]:
+            print(f"# WARNING {name}: {r.counts}")
+    b.emit(f"{name}.req_s", [r.counts["ok"] / r.seconds for r in results], " req/s", 0)
+    b.emit(f"{name}.p50_ms", [r.p50_ms for r in results], " ms", 2)
+    b.emit(f"{name}.p99_ms", [r.p99_ms for r in results], " ms", 2)
+    b.emit(f"{name}.ratio", ratios, "", 3)
+
+
+# --- 3b. flow_cost -------------------------------------------------------------------
+
+
+def flow_cost(b: Bench, store: str, ceiling: Ceiling) -> None:
+    """Gateway CPU seconds per complete poll flow, times the ceiling's req/s (dimensionless).
+
+    The flows are authlib's (bench/oidc_flows.py, ID tokens validated against the
+    JWKS) on the ``quick`` example connector: one create, one pending poll, one
+    collect, one redeem, no upstream. The CPU is that of every gateway process
+    (the server and its workers, from /proc) from the first request of a batch
+    to the last answer; the client's own CPU is not counted.
+    """
+    import oidc_flows
+
+    name = f"flow_cost.{store}"
+    flows = max(300, int(2000 * b.scale * b.seconds / 10))
+    costs, per_flow_ms, polls, rates = [], [], [], []
+    with b.workdir("flowcost") as wd:
+        url, prefix = b.store_url(store, wd)
+        port = lib.free_port()
+        gw = lib.start_gateway(wd, lib.gateway_yaml(wd, port, url, redis_prefix=prefix))
+
+        def batch(count: int) -> dict:
+            return asyncio.run(
+                oidc_flows.run_flows(
+                    port, "es", lib.CLIENT_ID, lib.CLIENT_SECRET,
+                    hint=lib.QUICK_HINT, acr=lib.QUICK_ACR, flows=count, concurrency=128,
+                )
+            )  # fmt: skip
+
+        try:
+            batch(100)  # warm-up: connections, key caches
+            for i in range(b.runs):
+                top = ceiling.run()
+                time.sleep(1)
+                cpu0 = lib.tree_cpu_seconds(gw.popen.pid)
+                with b.profiled(name, gw.worker_pid, 5) if i == 0 else _null():
+                    r = batch(flows)
+                cpu = lib.tree_cpu_seconds(gw.popen.pid) - cpu0
+                if r["errors"]:
+                    print(f"# WARNING {name}: {len(r['errors'])} errors, e.g. {r['errors'][:3]}")
+                done = len(r["polls"])
+                per_flow = cpu / max(done, 1)
+                costs.append(per_flow * top.rps)
+                per_flow_ms.append(per_flow * 1e3)
+                polls.append(statistics.mean(r["polls"]) if r["polls"] else 0.0)
+                rates.append(done / r["seconds"])
+                print(
+                    f"# {name} run {i}: {done} flows in {r['seconds']:.1f} s, gateway"
+                    f" {cpu:.2f} CPU s, polls/flow {polls[-1]:.2f}, ceiling {top.rps:.0f} req/s"
+                )
+        finally:
+            gw.stop()
+            _redis_cleanup(prefix)
+    b.emit(f"{name}.cpu_ms_per_flow", per_flow_ms, " ms", 3)
+    b.emit(f"{name}.token_polls_per_flow", polls, "", 2)
+    b.emit(f"{name}.flows_s", rates, " flows/s", 0)
+    b.emit(f"{name}.ratio", costs, "", 2)
+
+
+# --- 3c. round_trips -----------------------------------------------------------------
+
+
+def round_trips(b: Bench, store: str) -> None:
+    """Store round trips per complete poll flow (bench/round_trips.py, counted in-process)."""
+    import round_trips as trips
+
+    steps = asyncio.run(trips.measure(store))
+    for step, counter in steps:
+        print(f"# round_trips.{store} {step}: {trips.show(counter)}")
+    b.note(f"round_trips.{store}.per_flow", sum(sum(c.values()) for _, c in steps))
+
+
 # --- 4. full_flow --------------------------------------------------------------------
 
 
@@ -557,6 +666,9 @@ ALL = [
     "ceiling",
     "token_poll_pending",
     "bc_authorize",
+    "bc_authorize_local",
+    "flow_cost",
+    "round_trips",
     "full_flow",
     "scaling_pending",
     "pending_memory",
@@ -604,6 +716,15 @@ def main() -> int:
     if "bc_authorize" in only:
         for store in [s for s in stores if s != "redis"]:
             steps.append(lambda s=store: bc_authorize(b, s))
+    if "bc_authorize_local" in only:
+        for store in stores:
+            steps.append(lambda s=store: bc_authorize_local(b, s, b.ceilings["granian"]))
+    if "flow_cost" in only:
+        for store in stores:
+            steps.append(lambda s=store: flow_cost(b, s, b.ceilings["granian"]))
+    if "round_trips" in only:
+        for store in stores:
+            steps.append(lambda s=store: round_trips(b, s))
     if "full_flow" in only:
         for store in stores:
             steps.append(lambda s=store: full_flow(b, s, args.flow_clients))
@@ -616,10 +737,11 @@ def main() -> int:
     if "driver_scale" in only:
         steps.append(lambda: driver_scale(b, "memory"))
     try:
-        if only & {"ceiling", "token_poll_pending", "bc_authorize", "full_flow"}:
+        ceilinged = {"ceiling", "token_poll_pending", "bc_authorize", "full_flow"}
+        if only & (ceilinged | {"bc_authorize_local", "flow_cost"}):
             for server in servers:
                 b.ceilings[server] = Ceiling(b, server)
-                if only.isdisjoint({"token_poll_pending"}):
+                if only.isdisjoint({"token_poll_pending", "bc_authorize_local", "flow_cost"}):
                     for _ in range(b.runs):
                         b.ceilings[server].run()
         for step in steps:
