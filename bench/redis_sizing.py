@@ -8,9 +8,10 @@ Without ``--url`` it starts a private ``redis-server`` on a spare port, so the
 numbers contain nothing but this script's work. Two measurements:
 
 1. Memory: ``--requests`` BankID-shaped pending requests are created through
-   ``RedisStore.create``, each with the token-polling pace value the token
-   endpoint keeps for it; reported are the keys and ``used_memory`` bytes they
-   add, divided by the count, plus ``MEMORY USAGE`` of one request hash.
+   ``RedisStore.create``, each polled once by its client (the pacing fields the
+   token endpoint keeps in the request hash); reported are the keys and
+   ``used_memory`` bytes they add, divided by the count, plus ``MEMORY USAGE``
+   of one request hash.
 2. Commands: one complete poll-mode flow runs through the real app (example
    connector, the driver driven by hand) while ``MONITOR`` records every
    command; each step is reported as client round trips and as the commands
@@ -43,17 +44,14 @@ from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import LoginHint, load_registry
 from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.store.base import poller
 from ciba_gateway.store.redis import RedisStore
 
 SECRET = "sizing-client-secret-0123456789"  # noqa: S105 - a throwaway demo client
 CIBA = "urn:openid:params:grant-type:ciba"
 POLLS = 4
 """Connector polls that answer pending before the example person approves."""
-POLL_VALUE = b"\x92\xcbA\xd9\x00\x00\x00\x05"
-"""The token endpoint's pacing state: (last poll, interval), msgpack, ~12 bytes."""
-POLL_VALUE_TTL = 3600
-"""Seconds the pacing values live here: long enough to outlast a slow 100k run (a
-value that expired mid-run would drop out of the per-request figures)."""
+OWNER = poller("bank", "callcenter")
 
 
 # --- a private Redis ------------------------------------------------------------------
@@ -131,22 +129,18 @@ async def measure_memory(url: str, count: int) -> dict[str, float]:
         for start in range(0, count, 500):
             batch = [bankid_request(now) for _ in range(min(500, count - start))]
             await asyncio.gather(*(store.create(r) for r in batch))
-            await asyncio.gather(
-                *(store.put_value("poll", r.auth_req_id, POLL_VALUE, POLL_VALUE_TTL) for r in batch)
-            )
+            await asyncio.gather(*(store.poll(r.auth_req_id, OWNER, now, 0.5, 5) for r in batch))
         keys_after = await client.dbsize()
         memory_after = (await client.info("memory"))["used_memory"]
         sample = bankid_request(now)
         await store.create(sample)
-        await store.put_value("poll", sample.auth_req_id, POLL_VALUE, POLL_VALUE_TTL)
+        await store.poll(sample.auth_req_id, OWNER, now, 0.5, 5)
         hash_bytes = await client.memory_usage(f"{prefix}{{req}}:r:{sample.auth_req_id}")
-        value_bytes = await client.memory_usage(f"{prefix}v:4:poll:{sample.auth_req_id}")
         return {
             "requests": count,
             "keys_per_request": (keys_after - keys_before) / count,
             "bytes_per_request": (memory_after - memory_before) / count,
             "request_hash_bytes": hash_bytes or 0,
-            "poll_value_bytes": value_bytes or 0,
         }
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=5000)]
@@ -249,7 +243,6 @@ class Clock:
 
 KINDS = {
     "{req}:r:": "request hash (issued; kept for store.retention)",
-    "v:4:poll:": "token-poll pace value (until the request expires)",
     "v:7:at:bank:": "access token claims (lifetimes.access_token)",
     "v:13:sub_hint:bank:": "id_token_hint subject (lifetimes.id_token_hint)",
 }
@@ -351,11 +344,10 @@ async def main(url: str | None, count: int, listpack_value: int | None) -> None:
         )
 
         memory = await measure_memory(target, count)
-        print(f"{memory['requests']} pending BankID requests (each with its token-poll value):")
+        print(f"{memory['requests']} pending BankID requests (each polled once):")
         print(f"  keys per pending request:       {memory['keys_per_request']:.2f}")
         print(f"  used_memory per pending request: {memory['bytes_per_request']:.0f} bytes")
-        print(f"  MEMORY USAGE of one request hash: {memory['request_hash_bytes']} bytes")
-        print(f"  MEMORY USAGE of one poll value:   {memory['poll_value_bytes']} bytes\n")
+        print(f"  MEMORY USAGE of one request hash: {memory['request_hash_bytes']} bytes\n")
 
         print("Commands per step of one poll-mode flow (round trips | run inside scripts):")
         steps, sizes = await measure_flow(target)

@@ -43,7 +43,7 @@ SECRET = "trips-client-secret-0123456789"  # noqa: S105 - a throwaway bench clie
 CIBA = "urn:openid:params:grant-type:ciba"
 STEPS = ("create", "pending poll", "collect", "redeem")
 _METHODS = (
-    "create", "get", "transition", "lease_due", "release_leases", "purge_expired",
+    "create", "get", "poll", "transition", "lease_due", "release_leases", "purge_expired",
     "count_pending", "remember", "put_value", "get_value", "swap_value", "take_value", "incr",
 )  # fmt: skip
 

@@ -285,7 +285,7 @@ class FlowMachine(RuleBasedStateMachine):
         request = self.copies[auth_req_id] if stale else current
         self.copies[auth_req_id] = current
         if current.status is Status.PENDING:
-            self._run(engine.pace(current, self.clock()))
+            self._run(engine.poll(auth_req_id, current.tenant_id, current.client_id, self.clock()))
         won = self._run(engine.redeem(request))
         if won is not None:
             self._count_tokens(auth_req_id)

@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,7 +45,7 @@ from ciba_gateway.connector import Identity, LoginHint
 from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status
-from ciba_gateway.store.base import Store
+from ciba_gateway.store.base import Store, poller
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.store.memory import MemoryStore
 from ciba_gateway.store.redis import RedisStore
@@ -129,6 +130,64 @@ def bump(request: AuthRequest, **changes: Any) -> AuthRequest:
     return msgspec.structs.replace(request, version=request.version + 1, **changes)
 
 
+# --- token polls: read and pace in one call -----------------------------------
+
+OWNER = poller("demo", "callcenter")
+
+
+async def _poll(store: Store, request: AuthRequest, now: float, owner: str = OWNER) -> Any:
+    return await store.poll(request.auth_req_id, owner, now, 0.5, 5)
+
+
+async def test_poll_reads_the_request_and_slows_down_an_early_poller(store: Store) -> None:
+    """First poll: free; on time (interval - 0.5 s later): free; earlier: interval + 5."""
+    request = make_request(interval=5)
+    await store.create(request)
+    assert await _poll(store, request, T0) == (request, None)
+    assert await _poll(store, request, T0 + 4.5) == (request, None)
+    assert await _poll(store, request, T0 + 6) == (request, 10)  # 1.5 s after the last
+    assert await _poll(store, request, T0 + 15.4) == (request, 15)  # grown interval is 10
+    assert await _poll(store, request, T0 + 30) == (request, None)  # 14.6 s: on time
+    assert await store.poll("unknown", OWNER, T0, 0.5, 5) is None
+
+
+async def test_poll_paces_only_the_requests_own_client_while_pending(store: Store) -> None:
+    """Another client's polls, and polls of a decided or expired request, record nothing."""
+    request = make_request(interval=5)
+    await store.create(request)
+    for _ in range(3):
+        assert await _poll(store, request, T0, owner=poller("demo", "other")) == (request, None)
+    assert await _poll(store, request, T0) == (request, None)  # still this client's first
+    approved = bump(request, status=Status.APPROVED)
+    assert await store.transition(approved)
+    assert await _poll(store, approved, T0 + 0.1) == (approved, None)
+    late = make_request(interval=5)
+    await store.create(late)
+    assert await _poll(store, late, late.expires_at) == (late, None)
+    assert await _poll(store, late, late.expires_at + 0.1) == (late, None)
+
+
+async def test_poll_pacing_outlives_transitions_of_the_request(store: Store) -> None:
+    """A driver's reschedule between two polls does not reset the client's pacing."""
+    request = make_request(interval=5)
+    await store.create(request)
+    assert await _poll(store, request, T0) == (request, None)
+    rescheduled = bump(request, next_poll_at=T0 + 30)
+    assert await store.transition(rescheduled)
+    assert await _poll(store, request, T0 + 1) == (rescheduled, 10)
+    (leased,) = await store.lease_due(T0 + 30, "w", 30, 1)
+    assert await _poll(store, request, T0 + 2) == (leased, 15)
+
+
+async def test_poll_under_concurrent_pollers_slows_all_but_one(store: Store) -> None:
+    """Ten polls at one instant after a first one: each is too early, each grows the interval."""
+    request = make_request(interval=5)
+    await store.create(request)
+    await _poll(store, request, T0)
+    results = await asyncio.gather(*(_poll(store, request, T0 + 1) for _ in range(10)))
+    assert sorted(slowed for _, slowed in results) == [10 + 5 * i for i in range(10)]
+
+
 # --- requests: create / get / transition -------------------------------------
 
 
@@ -184,6 +243,26 @@ async def test_transition_cas_two_writers_from_one_version(store: Store) -> None
     assert await store.transition(poll_result) is True
     assert await store.transition(callback_result) is False
     assert await store.get(request.auth_req_id) == poll_result
+
+
+async def test_transition_stores_its_values_only_when_it_wins(
+    store: Store, clock: FakeClock
+) -> None:
+    """The values that go with a transition are written by the winner alone, with their TTL."""
+    request = make_request()
+    await store.create(request)
+    winner = bump(request, status=Status.APPROVED)
+    loser = bump(request, status=Status.DENIED)
+    values = [("at:t", "k1", b"one", 10.0), ("sub:t", "k2", b"two", 20.0)]
+    assert await store.transition(winner, values) is True
+    assert await store.transition(loser, [("at:t", "k3", b"three", 10.0)]) is False
+    assert await store.get(request.auth_req_id) == winner
+    assert await store.get_value("at:t", "k1") == b"one"
+    assert await store.get_value("sub:t", "k2") == b"two"
+    assert await store.get_value("at:t", "k3") is None
+    clock.advance(15)
+    assert await store.get_value("at:t", "k1") is None
+    assert await store.get_value("sub:t", "k2") == b"two"
 
 
 async def test_transition_rejects_a_version_that_skips(store: Store) -> None:
@@ -564,6 +643,33 @@ async def test_sqlite_data_survives_restart(tmp_path: Path, clock: FakeClock) ->
         assert await second.count_pending() == 1
     finally:
         await second.close()
+
+
+async def test_sqlite_pacing_holds_across_instances_and_an_upgrade(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Two stores on one file pace one client together; an older file gains the columns."""
+    path = tmp_path / "old.db"
+    first = _sqlite(path, clock)
+    await first.open()
+    request = make_request(interval=5)
+    await first.create(request)
+    await first.close()
+    conn = sqlite3.connect(path)
+    for column in ("poll_owner", "poll_last", "poll_interval", "poll_early"):
+        conn.execute(f"ALTER TABLE requests DROP COLUMN {column}")
+    conn.commit()
+    conn.close()
+    a, b = _sqlite(path, clock), _sqlite(path, clock)
+    await a.open()
+    await b.open()
+    try:
+        assert await _poll(a, request, T0) == (request, None)
+        assert await _poll(b, request, T0 + 1) == (request, 10)
+        assert await _poll(a, request, T0 + 2) == (request, 15)
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_sqlite_refuses_in_memory_database_and_unopened_use(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Every change of a stored request is a named transition of ``flow/transitions.py``
 applied here by ``_apply``: compare-and-set on ``version``, and on a conflict
 re-read and decide again. Nothing else writes requests: the protocol layer asks
-the engine (``begin``, ``redeem``, ``pace``), and so do the driver (``lease``,
+the engine (``begin``, ``poll``, ``redeem``), and so do the driver (``lease``,
 ``renew``, ``reschedule``, ``settle``, ``expire``, ``release``) and the
 notification steps (``issue_push``, ``record_delivery``). A test
 (``tests/unit/test_one_owner.py``) keeps every store write and version bump here.
@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -64,7 +64,7 @@ from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.flow.notify import Delivery
 from ciba_gateway.metrics import Metrics
-from ciba_gateway.store.base import Store, ValueStore
+from ciba_gateway.store.base import Polled, Store, Value, ValueStore, poller
 
 __all__ = ["SLOW_DOWN_STEP", "FlowEngine", "NewRequest", "start_request_for"]
 
@@ -72,9 +72,6 @@ _CAS_ATTEMPTS = 5
 SLOW_DOWN_STEP = 5
 """Seconds ``slow_down`` adds to a client's polling interval (CIBA Core 11, RFC 8628 3.5)."""
 _JITTER = 0.5
-_POLL_NS = "poll"
-_poll_state = msgspec.msgpack.Decoder(tuple[float, int])
-_encode = msgspec.msgpack.encode
 log = structlog.get_logger("ciba_gateway.flow")
 
 Step = Callable[[AuthRequest], AuthRequest | None]
@@ -134,13 +131,19 @@ class FlowEngine:
     # --- the one writer -----------------------------------------------------
 
     async def _apply(
-        self, request: AuthRequest, step: Step, *, fence: Fence | None = None
+        self,
+        request: AuthRequest,
+        step: Step,
+        *,
+        fence: Fence | None = None,
+        values: Sequence[Value] = (),
     ) -> AuthRequest | None:
         """Apply ``step`` with compare-and-set, re-reading on conflict.
 
         ``step`` returns the next version, or None when nothing should change
         (the race is lost, see the table above). With a ``fence`` the step is
-        applied only while that owner holds the stored lease. Returns what was written.
+        applied only while that owner holds the stored lease; ``values`` are stored
+        with the write that wins (``Store.transition``). Returns what was written.
         """
         current: AuthRequest | None = request
         for _ in range(_CAS_ATTEMPTS):
@@ -149,7 +152,7 @@ class FlowEngine:
             new = step(current)
             if new is None:
                 return None
-            if await self.store.transition(new):
+            if await self.store.transition(new, values):
                 return new
             current = await self.store.get(request.auth_req_id)
         log.warning("cas_gave_up", auth_req=request.auth_req_id[:8])
@@ -213,11 +216,15 @@ class FlowEngine:
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         return await self.store.get(auth_req_id)
 
-    async def redeem(self, request: AuthRequest) -> AuthRequest | None:
+    async def redeem(
+        self, request: AuthRequest, values: Sequence[Value] = ()
+    ) -> AuthRequest | None:
         """Approved -> issued exactly once; the issued request only for the caller that won.
 
         Never past ``expires_at`` (CIBA Core 7.3: the auth_req_id is void then), so an
         approval redeemed too late mints nothing whatever the caller checked before.
+        ``values`` (the new access token's record) are stored only by the winning
+        write, in the same store call.
         """
         now = self.clock()
 
@@ -226,35 +233,25 @@ class FlowEngine:
                 return None
             return transitions.redeem(current)
 
-        return await self._apply(request, step)
+        return await self._apply(request, step, values=values)
 
-    async def pace(self, request: AuthRequest, now: float) -> int | None:
-        """Record a token poll of a pending request; the grown interval if it came too early.
+    async def poll(
+        self, auth_req_id: str, tenant_id: str, client_id: str, now: float
+    ) -> Polled | None:
+        """Read a request for a token poll of ``client_id``; if pending, record the poll.
 
-        The pacing state ``(last poll, interval)`` lives in the value space (``poll``
-        namespace), not in the request, so a busy polling client never races the
-        driver's writes. One ``swap_value`` records this poll with the request's own
-        interval and returns the previous state; only a client that was slowed down
-        before (its interval grew) or is polling too fast now costs a second write.
-        A poll earlier than ``interval - 0.5 s`` after the previous one is too early
-        (the half-second absorbs network jitter of a client polling exactly on time)
-        and grows the interval by ``SLOW_DOWN_STEP``. Pacing is advisory: two polls
-        racing between the two writes can at worst let one early poll through.
+        One store call (``Store.poll``) reads the request and, when it is pending
+        and this client's, records the poll's pacing atomically, on every store and
+        across workers and replicas. A poll earlier than ``interval - 0.5 s`` after
+        the previous one (the half-second absorbs network jitter of a client polling
+        exactly on time) grows the interval by ``SLOW_DOWN_STEP`` and comes back as
+        the second item (``slow_down``). The pacing state is the store's, beside the
+        request and outside its versioned fields, so a busy polling client never
+        races the driver's writes.
         """
-        store = self.store
-        ttl = max(request.expires_at - now, 1.0)
-        key = request.auth_req_id
-        raw = await store.swap_value(_POLL_NS, key, _encode((now, request.interval)), ttl)
-        if raw is None:
-            return None
-        last, interval = _poll_state.decode(raw)
-        too_fast = now - last < interval - _JITTER
-        if too_fast:
-            interval += SLOW_DOWN_STEP
-        elif interval == request.interval:
-            return None  # the swap stored exactly this state
-        await store.put_value(_POLL_NS, key, _encode((now, interval)), ttl)
-        return interval if too_fast else None
+        return await self.store.poll(
+            auth_req_id, poller(tenant_id, client_id), now, _JITTER, SLOW_DOWN_STEP
+        )
 
     # --- outcomes -----------------------------------------------------------
 

@@ -13,10 +13,10 @@ import msgspec
 
 from ciba_gateway.config.model import TenantConfig
 from ciba_gateway.connector import LoginHint
-from ciba_gateway.store.base import Store
+from ciba_gateway.store.base import Store, Value
 from ciba_gateway.tokens import seal, unseal
 
-__all__ = ["recall_subject_hint", "remember_subject_hint"]
+__all__ = ["recall_subject_hint", "subject_hint_value"]
 
 _NAMESPACE = "sub_hint"
 
@@ -25,12 +25,10 @@ def _key_material(tenant: TenantConfig, sub: str) -> str:
     return f"{tenant.id}:{tenant.subject.salt}:{sub}"
 
 
-async def remember_subject_hint(
-    store: Store, tenant: TenantConfig, sub: str, hint: LoginHint
-) -> None:
-    """Record that ``sub`` was issued for ``hint``."""
+def subject_hint_value(tenant: TenantConfig, sub: str, hint: LoginHint) -> Value:
+    """The stored value that records ``sub`` was issued for ``hint`` (for ``put_value``)."""
     blob = seal(_key_material(tenant, sub), msgspec.msgpack.encode(hint))
-    await store.put_value(f"{_NAMESPACE}:{tenant.id}", sub, blob, tenant.lifetimes.id_token_hint)
+    return f"{_NAMESPACE}:{tenant.id}", sub, blob, tenant.lifetimes.id_token_hint
 
 
 async def recall_subject_hint(store: Store, tenant: TenantConfig, sub: str) -> LoginHint | None:

@@ -1,6 +1,6 @@
 """The token endpoint's CIBA grant (CIBA Core 1.0 sections 10 and 11) and userinfo.
 
-Poll pacing is the engine's (``FlowEngine.pace``): a poll earlier than
+Poll pacing is the engine's (``FlowEngine.poll``, one store call with the read): a poll earlier than
 ``interval - 0.5 s`` after the previous one answers ``slow_down`` and grows the
 interval by 5 s (CIBA Core 11, RFC 8628 3.5). Redeeming is the engine's too
 (``FlowEngine.redeem``: approved -> issued once, whatever the races).
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -40,7 +40,8 @@ from ciba_gateway.protocol import refresh
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
-from ciba_gateway.protocol.subject_hints import remember_subject_hint
+from ciba_gateway.protocol.subject_hints import subject_hint_value
+from ciba_gateway.store.base import Value
 from ciba_gateway.tokens import (
     SCOPE_CLAIMS,
     AccessRecord,
@@ -96,12 +97,17 @@ async def exchange(
     auth_req_id = params.get("auth_req_id")
     if auth_req_id is None:
         raise InvalidRequestError("missing parameter: auth_req_id")
-    request = await gateway.engine.get(auth_req_id)
-    if request is None or request.tenant_id != tenant.id or request.client_id != client.client_id:
-        raise InvalidGrantError("auth_req_id is unknown or belongs to another client")
     if client.tls_client_certificate_bound_access_tokens and certificate is None:
         raise InvalidRequestError("certificate-bound tokens need a TLS client certificate")
-    return await _redeem(gateway, tenant, client, request, certificate), client
+    now = gateway.clock()
+    # The poll is recorded only for the request's own client (Store.poll's owner).
+    polled = await gateway.engine.poll(auth_req_id, tenant.id, client.client_id, now)
+    if polled is None:
+        raise InvalidGrantError("auth_req_id is unknown or belongs to another client")
+    request, slowed = polled
+    if request.tenant_id != tenant.id or request.client_id != client.client_id:
+        raise InvalidGrantError("auth_req_id is unknown or belongs to another client")
+    return await _redeem(gateway, tenant, client, request, slowed, now, certificate), client
 
 
 async def _redeem(
@@ -109,23 +115,31 @@ async def _redeem(
     tenant: TenantContext,
     client: ClientConfig,
     request: AuthRequest,
+    slowed: int | None,
+    now: float,
     certificate: ClientCertificate | None,
 ) -> dict[str, Any]:
-    now = gateway.clock()
+    """The answer to a poll of ``request`` at ``now`` (``slowed``: its grown interval)."""
     status = request.status
     if status is not Status.ISSUED and now >= request.expires_at:
         # CIBA Core 7.3 / 11: the auth_req_id is void after expires_in, whatever the
         # outcome; an approval the client did not redeem in time mints nothing.
         raise ExpiredTokenError("the authentication request expired")
     if status is Status.PENDING:
-        interval = await gateway.engine.pace(request, now)
-        if interval is not None:
-            raise SlowDownError(f"poll at most every {interval} seconds")
+        if slowed is not None:
+            raise SlowDownError(f"poll at most every {slowed} seconds")
         raise AuthorizationPendingError("the user has not yet been authenticated")
     if status is Status.APPROVED:
-        if await gateway.engine.redeem(request) is None:
+        if REFRESH_GRANT in client.grant_types:
+            # Its refresh token is stored as it is minted: only once the redeem won.
+            if await gateway.engine.redeem(request) is None:
+                raise InvalidGrantError("auth_req_id was already redeemed")
+            return await issue_tokens(gateway, tenant, client, request, certificate=certificate)
+        # Minted first, so the issued mark and the access token's record are one store call.
+        grant = await _grant(gateway, tenant, client, request, certificate)
+        if await gateway.engine.redeem(request, grant.values) is None:
             raise InvalidGrantError("auth_req_id was already redeemed")
-        return await issue_tokens(gateway, tenant, client, request, certificate=certificate)
+        return _response(tenant, client, request, grant)
     if status is Status.ISSUED:
         raise InvalidGrantError("auth_req_id was already redeemed")
     if status is Status.DENIED:
@@ -151,6 +165,36 @@ async def issue_tokens(
     client with ``tls_client_certificate_bound_access_tokens`` the access token is
     bound to ``certificate`` (RFC 8705 3).
     """
+    grant = await _grant(gateway, tenant, client, request, certificate)
+    for value in grant.values:
+        await gateway.store.put_value(*value)
+    return _response(tenant, client, request, grant, push=push)
+
+
+class _Grant(NamedTuple):
+    """The tokens of one approved request, minted; ``values`` are their records, unwritten."""
+
+    sub: str
+    approved: dict[str, Any]
+    access_token: str
+    refresh_token: str | None
+    values: tuple[Value, ...]
+    now: int
+
+
+async def _grant(
+    gateway: Gateway,
+    tenant: TenantContext,
+    client: ClientConfig,
+    request: AuthRequest,
+    certificate: ClientCertificate | None,
+) -> _Grant:
+    """Mint the access (and refresh) token of an approved request.
+
+    The access token's record and the subject hint come back as ``values`` for
+    the caller to store (a poll redeems with them: one store call). Only a
+    refresh token and its family are stored here, for clients with that grant.
+    """
     identity = request.identity
     assert identity is not None
     config = tenant.config
@@ -173,42 +217,56 @@ async def issue_tokens(
             certificate=certificate,
             now=now,
         )
-    access_token = await _store_access_token(
-        gateway, tenant, client, sub, request.scope, claims, certificate, family, now
+    access_token, record = _access_token(
+        tenant, client, sub, request.scope, claims, certificate, family, now
     )
-    await remember_subject_hint(gateway.store, config, sub, request.login_hint)
-    extra: dict[str, Any] = dict(approved)
+    hint = subject_hint_value(config, sub, request.login_hint)
+    return _Grant(sub, approved, access_token, refresh_token, (record, hint), now)
+
+
+def _response(
+    tenant: TenantContext,
+    client: ClientConfig,
+    request: AuthRequest,
+    grant: _Grant,
+    *,
+    push: bool = False,
+) -> dict[str, Any]:
+    """The token response of a grant: its tokens and a freshly signed ID token."""
+    identity = request.identity
+    assert identity is not None
+    config = tenant.config
+    extra: dict[str, Any] = dict(grant.approved)
     if push:
         extra["urn:openid:params:jwt:claim:auth_req_id"] = request.auth_req_id
-        extra["at_hash"] = token_hash(access_token, config.current_key.alg)
-        if refresh_token is not None:
-            extra["rt_hash"] = token_hash(refresh_token, config.current_key.alg)
+        extra["at_hash"] = token_hash(grant.access_token, config.current_key.alg)
+        if grant.refresh_token is not None:
+            extra["rt_hash"] = token_hash(grant.refresh_token, config.current_key.alg)
     id_token = mint_id_token(
         tenant.keys,
         issuer=tenant.issuer,
         audience=client.client_id,
-        sub=sub,
+        sub=grant.sub,
         identity=identity,
         scopes=request.scope,
         lifetime=config.lifetimes.id_token,
-        now=now,
+        now=grant.now,
         acr_fallback=request.route_acr,
         extra=extra,
     )
     body: dict[str, Any] = {
-        "access_token": access_token,
+        "access_token": grant.access_token,
         "token_type": "Bearer",
         "expires_in": config.lifetimes.access_token,
         "id_token": id_token,
-        **approved,
+        **grant.approved,
     }
-    if refresh_token is not None:
-        body["refresh_token"] = refresh_token
+    if grant.refresh_token is not None:
+        body["refresh_token"] = grant.refresh_token
     return body
 
 
-async def _store_access_token(
-    gateway: Gateway,
+def _access_token(
     tenant: TenantContext,
     client: ClientConfig,
     sub: str,
@@ -217,8 +275,8 @@ async def _store_access_token(
     certificate: ClientCertificate | None,
     family: str | None,
     now: int,
-) -> str:
-    """Mint an access token and keep its sealed record (bound when the client says so).
+) -> tuple[str, Value]:
+    """Mint an access token and its sealed record (bound when the client says so).
 
     The record is what userinfo, introspection and revocation read, whatever the
     token's format: a JWT access token is only a self-describing form of the same
@@ -243,13 +301,8 @@ async def _store_access_token(
         x5t=certificate.thumbprint if bound and certificate is not None else None,
         family=family,
     )
-    await gateway.store.put_value(
-        f"{_AT_NS}:{tenant.id}",
-        token_key(access_token),
-        seal(access_token, msgspec.json.encode(record)),
-        lifetime,
-    )
-    return access_token
+    sealed = seal(access_token, msgspec.json.encode(record))
+    return access_token, (f"{_AT_NS}:{tenant.id}", token_key(access_token), sealed, lifetime)
 
 
 def _access_jwt(
@@ -316,17 +369,10 @@ async def _refresh(
             for claim in SCOPE_CLAIMS.get(dropped, ()):
                 claims.pop(claim, None)
     now = int(gateway.clock())
-    access_token = await _store_access_token(
-        gateway,
-        tenant,
-        client,
-        record.sub,
-        scope or record.scope,
-        claims,
-        certificate,
-        record.family,
-        now,
+    access_token, value = _access_token(
+        tenant, client, record.sub, scope or record.scope, claims, certificate, record.family, now
     )
+    await gateway.store.put_value(*value)
     new_token = await refresh.mint_refresh_token(
         gateway,
         tenant,

@@ -8,11 +8,23 @@ same version exactly one wins, which is how a token is issued once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ciba_gateway.flow.model import AuthRequest
 
-__all__ = ["Store", "ValueStore"]
+__all__ = ["Polled", "Store", "Value", "ValueStore", "poller"]
+
+Value = tuple[str, str, bytes, float]
+"""A small value to store: (namespace, key, value, ttl seconds), as ``put_value`` takes it."""
+
+Polled = tuple[AuthRequest, int | None]
+"""What ``Store.poll`` returns: the request, and its grown interval if the poll came too early."""
+
+
+def poller(tenant_id: str, client_id: str) -> str:
+    """Who may pace a request's token polls: its own client (``Store.poll``'s ``owner``)."""
+    return f"{tenant_id}\x1f{client_id}"
 
 
 @runtime_checkable
@@ -67,11 +79,28 @@ class Store(ValueStore, Protocol):
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         """The request, or None when unknown or past its retention."""
 
-    async def transition(self, new: AuthRequest) -> bool:
+    async def poll(
+        self, auth_req_id: str, owner: str, now: float, jitter: float, step: int
+    ) -> Polled | None:
+        """Read a request for a token poll and, if it is pending, record the poll: one call.
+
+        None when unknown or past retention. When the request is pending, unexpired
+        at ``now`` and ``owner`` is its ``poller``, the poll is recorded atomically
+        (also across processes and replicas): a poll earlier than ``interval -
+        jitter`` after the previous one grows the request's polling interval
+        (initially ``request.interval``) by ``step`` and returns the grown interval
+        as the second item (``slow_down``); otherwise the second item is None.
+        The pacing state outlives every ``transition`` of the request.
+        """
+
+    async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
         """Replace the stored request whose version is ``new.version - 1`` with ``new``.
 
         Returns False (and changes nothing) when the stored version differs or
-        the request is gone. Callers build ``new`` with ``version + 1``.
+        the request is gone. Callers build ``new`` with ``version + 1``. ``values``
+        are stored (as ``put_value`` would) only when the transition wins, in the
+        same round trip: atomically with it on memory and Redis, right after it
+        on SQLite (a crash between the two loses the values, never the transition).
         """
 
     async def lease_due(

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status, with_lease
+from ciba_gateway.store.base import Polled, Value, poller
 
 __all__ = ["MemoryStore"]
 
@@ -63,6 +64,8 @@ class MemoryStore:
         self._rows: dict[str, _Row] = {}
         self._queue: list[tuple[float, str]] = []
         self._values: dict[str, dict[str, tuple[bytes | int | None, float]]] = {}
+        self._paces: dict[str, tuple[float, int]] = {}
+        """Token-poll pacing by request: (last poll, interval)."""
 
     # --- lifecycle --------------------------------------------------------
 
@@ -90,12 +93,41 @@ class MemoryStore:
         row = self._live_row(auth_req_id, self._clock())
         return None if row is None else self._decoder.decode(row[_BLOB])
 
-    async def transition(self, new: AuthRequest) -> bool:
+    async def poll(
+        self, auth_req_id: str, owner: str, now: float, jitter: float, step: int
+    ) -> Polled | None:
+        """The request for a token poll, the poll recorded when it is pending (``Store.poll``)."""
+        row = self._live_row(auth_req_id, now)
+        if row is None:
+            return None
+        request = self._decoder.decode(row[_BLOB])
+        if (
+            row[_STATUS] != _PENDING
+            or now >= row[_EXPIRES]
+            or owner != poller(request.tenant_id, request.client_id)
+        ):
+            return request, None
+        pace = self._paces.get(auth_req_id)
+        if pace is None:
+            self._paces[auth_req_id] = (now, request.interval)
+            return request, None
+        last, interval = pace
+        if now - last < interval - jitter:
+            interval += step
+            self._paces[auth_req_id] = (now, interval)
+            return request, interval
+        self._paces[auth_req_id] = (now, interval)
+        return request, None
+
+    async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
         """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
-        row = self._live_row(new.auth_req_id, self._clock())
+        now = self._clock()
+        row = self._live_row(new.auth_req_id, now)
         if row is None or row[_VERSION] != new.version - 1:
             return False
         self._put(new, row[_DUE])
+        for namespace, key, value, ttl in values:
+            self._values.setdefault(namespace, {})[key] = (value, now + ttl)
         self._maybe_compact()
         return True
 
@@ -140,6 +172,7 @@ class MemoryStore:
         gone = [key for key, row in self._rows.items() if row[_EXPIRES] < cutoff]
         for key in gone:
             del self._rows[key]
+            self._paces.pop(key, None)
         purged = len(gone)
         for namespace, values in list(self._values.items()):
             expired = [key for key, (_, expires_at) in values.items() if expires_at <= now]

@@ -10,7 +10,8 @@ compare-and-set holds across any number of replicas without locks or
 Keys (``P`` is the configured prefix, default ``ciba:``)::
 
     P{req}:r:<auth_req_id>   hash  d=msgpack AuthRequest, v=version, e=expires_at,
-                                   s=status, n=next_poll_at, lu=lease_until, lo=lease_owner
+                                   s=status, n=next_poll_at, lu=lease_until, lo=lease_owner;
+                                   token-poll pacing: c=poller, pi=interval, pl=last poll
     P{req}:due               zset  auth_req_id scored by max(next_poll_at, lease_until)
     P{req}:pending           zset  pending auth_req_ids scored by expires_at
     P{req}:lease:<owner>     set   auth_req_ids a driver holds a lease on
@@ -46,9 +47,10 @@ finds its own version and returns False, ``create`` reports the id as taken,
 and a lost ``lease_due`` batch waits out its lease. Nothing is ever applied
 twice in the caller's favour.
 
-Redis Cluster is not supported by this client (see docs/deployment.md): every
-key a script touches shares the ``{req}`` hash tag, so the layout would fit
-one cluster slot, but that puts all request state on one shard anyway.
+Redis Cluster is not supported by this client (see docs/deployment.md): the
+request keys share the ``{req}`` hash tag, so they would fit one cluster slot
+(which puts all request state on one shard anyway), but ``transition`` also
+sets the values that go with a redeem (the access token's record) in its script.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from redis.exceptions import RedisError
 
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.store.base import Polled, Value, poller
 
 __all__ = ["GRACE", "RedisStore"]
 
@@ -90,7 +93,8 @@ local function write(req, due, pending, a, old_owner)
   local id, blob, version, expires, status = ARGV[a], ARGV[a+1], ARGV[a+2], ARGV[a+3], ARGV[a+4]
   local next_poll, lease_until, owner = ARGV[a+5], ARGV[a+6], ARGV[a+7]
   local score, ttl, lease_prefix, lease_ttl = ARGV[a+8], ARGV[a+9], ARGV[a+10], ARGV[a+11]
-  redis.call('DEL', req)
+  -- HDEL, not DEL: the pacing fields (c, pi, pl) outlive every write.
+  redis.call('HDEL', req, 'n', 'lu', 'lo')
   local fields = {'d', blob, 'v', version, 'e', expires, 's', status}
   if next_poll ~= '' then fields[#fields+1] = 'n'; fields[#fields+1] = next_poll end
   if lease_until ~= '' then fields[#fields+1] = 'lu'; fields[#fields+1] = lease_until end
@@ -122,6 +126,7 @@ _CREATE = (
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 write(KEYS[1], KEYS[2], KEYS[3], 1, false)
+redis.call('HSET', KEYS[1], 'c', ARGV[13], 'pi', ARGV[14])
 return 1
 """
 )
@@ -132,9 +137,32 @@ _TRANSITION = (
 local cur = redis.call('HMGET', KEYS[1], 'v', 'e', 'lo')
 if not cur[1] or cur[1] ~= ARGV[1] or tonumber(cur[2]) < tonumber(ARGV[2]) then return 0 end
 write(KEYS[1], KEYS[2], KEYS[3], 3, cur[3])
+-- The values that go with the transition: KEYS[4..], (value, ttl ms) from ARGV[17..].
+for i = 4, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i + 9], 'PX', ARGV[2 * i + 10])
+end
 return 1
 """
 )
+
+# KEYS: request hash. ARGV: now, cutoff, poller, jitter, step. Returns blob, version,
+# lease owner, lease until, grown interval ('' unless this poll came too early), or nil.
+_POLL = """
+local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'lo', 'lu', 's', 'c', 'pi', 'pl')
+if not f[1] or tonumber(f[3]) < tonumber(ARGV[2]) then return nil end
+local now, slowed = tonumber(ARGV[1]), ''
+if f[6] == 'pending' and tonumber(f[3]) > now and f[7] == ARGV[3] and f[8] then
+  local interval = tonumber(f[8])
+  if f[9] and now - tonumber(f[9]) < interval - tonumber(ARGV[4]) then
+    interval = interval + tonumber(ARGV[5])
+    slowed = tostring(interval)
+    redis.call('HSET', KEYS[1], 'pl', ARGV[1], 'pi', slowed)
+  else
+    redis.call('HSET', KEYS[1], 'pl', ARGV[1])
+  end
+end
+return {f[1], f[2], f[4] or '', f[5] or '', slowed}
+"""
 
 # KEYS: due, lease set of owner. ARGV: now, cutoff, owner, lease_until, limit,
 # request key prefix, lease set ttl (ms). Returns blob, version pairs, earliest first.
@@ -348,6 +376,7 @@ class RedisStore:
             for name, source in (
                 ("create", _CREATE),
                 ("transition", _TRANSITION),
+                ("poll", _POLL),
                 ("lease_due", _LEASE_DUE),
                 ("release", _RELEASE),
                 ("purge", _PURGE),
@@ -398,15 +427,38 @@ class RedisStore:
         request = self._decoder.decode(blob)
         return _with_lease_fields(request, version, owner, lease_until)
 
-    async def transition(self, new: AuthRequest) -> bool:
-        """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
+    async def poll(
+        self, auth_req_id: str, owner: str, now: float, jitter: float, step: int
+    ) -> Polled | None:
+        """The request for a token poll, the poll recorded when it is pending: one script."""
         cutoff = self._clock() - self.retention
         with self._errors():
-            written = await self._run(
-                "transition",
-                self._request_keys(new.auth_req_id),
-                [str(new.version - 1), _num(cutoff), *self._write_args(new)],
+            reply = await self._run(
+                "poll",
+                [self._request_prefix + auth_req_id],
+                [_num(now), _num(cutoff), owner, _num(jitter), str(step)],
             )
+        if reply is None:
+            return None
+        blob, version, lease_owner, lease_until, slowed = reply
+        request = _with_lease_fields(
+            self._decoder.decode(blob), version, lease_owner or None, lease_until or None
+        )
+        return request, int(slowed) if slowed else None
+
+    async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
+        """Replace the stored request whose version is ``new.version - 1`` with ``new``.
+
+        ``values`` are SET by the same script once the compare-and-set won.
+        """
+        now = self._clock()
+        keys = self._request_keys(new.auth_req_id)
+        args = [str(new.version - 1), _num(now - self.retention), *self._write_args(new)]
+        for namespace, key, value, ttl in values:
+            keys.append(self._value_key(namespace, key))
+            args += [_header(b"v", now + ttl) + value, str(_ms(ttl + self.grace))]
+        with self._errors():
+            written = await self._run("transition", keys, args)
         return bool(written)
 
     async def lease_due(
@@ -566,6 +618,8 @@ class RedisStore:
             str(ttl),
             self._lease_prefix,
             str(_ms(lease_left + self.grace)),
+            poller(request.tenant_id, request.client_id),
+            str(request.interval),
         ]
 
     def _value_key(self, namespace: str, key: str) -> str:

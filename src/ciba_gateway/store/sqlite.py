@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -29,6 +29,7 @@ import msgspec
 
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status, with_lease
+from ciba_gateway.store.base import Polled, Value, poller
 
 __all__ = ["SQLiteStore"]
 
@@ -43,7 +44,11 @@ CREATE TABLE IF NOT EXISTS requests (
     next_poll_at REAL,
     lease_until  REAL,
     lease_owner  TEXT,
-    data         BLOB NOT NULL
+    data         BLOB NOT NULL,
+    poll_owner   TEXT,
+    poll_last    REAL,
+    poll_interval INTEGER,
+    poll_early   INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS requests_next ON requests (next_poll_at);
 CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
@@ -67,6 +72,32 @@ UPDATE requests
  WHERE auth_req_id = ? AND version = ? AND expires_at >= ?
 """
 
+# Token-poll pacing lives in the request's row (poll_*: whose polls count, the last
+# one, the interval, and whether the last one came too early), so one statement reads
+# the request and records the poll atomically, across processes. SET expressions
+# all see the old row; RETURNING the new one.
+_POLL = """
+UPDATE requests
+   SET poll_early = (status = 'pending' AND expires_at > :now AND poll_owner = :owner
+                     AND poll_last IS NOT NULL AND :now - poll_last < poll_interval - :jitter),
+       poll_interval = poll_interval + CASE
+           WHEN status = 'pending' AND expires_at > :now AND poll_owner = :owner
+                AND poll_last IS NOT NULL AND :now - poll_last < poll_interval - :jitter
+           THEN :step ELSE 0 END,
+       poll_last = CASE WHEN status = 'pending' AND expires_at > :now AND poll_owner = :owner
+                        THEN :now ELSE poll_last END
+ WHERE auth_req_id = :id AND expires_at >= :cutoff
+RETURNING data, poll_interval, poll_early
+"""
+
+_COLUMNS_ADDED = (
+    "poll_owner TEXT",
+    "poll_last REAL",
+    "poll_interval INTEGER",
+    "poll_early INTEGER",
+)
+"""Columns a database made before pacing moved into the row lacks (added on open)."""
+
 _LEASE = """
 UPDATE requests
    SET lease_owner = ?, lease_until = ?, version = version + 1
@@ -82,6 +113,11 @@ RETURNING data
 
 _PUT_VALUE = """
 INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+"""
+
+_PUT_VALUES = """
+INSERT INTO kv (namespace, key, value, expires_at) VALUES {rows}
 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
 
@@ -150,10 +186,35 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            self._add_pacing_columns(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot prepare {self.path}: {exc}") from exc
         self._conn = conn
+
+    def _add_pacing_columns(self, conn: sqlite3.Connection) -> None:
+        """Upgrade a database of an older release: pacing columns, filled for pending rows."""
+        have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+        missing = [c for c in _COLUMNS_ADDED if c.split()[0] not in have]
+        if not missing:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for column in missing:
+                conn.execute(f"ALTER TABLE requests ADD COLUMN {column}")
+            rows = conn.execute(
+                "SELECT data FROM requests WHERE status = ?", (Status.PENDING.value,)
+            ).fetchall()
+            pending = [self._decoder.decode(data) for (data,) in rows]
+            conn.executemany(
+                "UPDATE requests SET poll_owner = ?, poll_interval = ? WHERE auth_req_id = ?",
+                [(poller(r.tenant_id, r.client_id), r.interval, r.auth_req_id) for r in pending],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -179,9 +240,13 @@ class SQLiteStore:
             try:
                 conn.execute(
                     "INSERT INTO requests (status, version, expires_at, next_poll_at,"
-                    " lease_until, lease_owner, data, auth_req_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    self._columns(request),
+                    " lease_until, lease_owner, data, auth_req_id, poll_owner, poll_interval)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        *self._columns(request),
+                        poller(request.tenant_id, request.client_id),
+                        request.interval,
+                    ),
                 )
             except sqlite3.IntegrityError as exc:
                 raise StoreError("auth_req_id already exists") from exc
@@ -195,14 +260,46 @@ class SQLiteStore:
             ).fetchone()
         return None if row is None else self._decoder.decode(row[0])
 
-    async def transition(self, new: AuthRequest) -> bool:
-        """Replace the stored request whose version is ``new.version - 1`` with ``new``."""
+    async def poll(
+        self, auth_req_id: str, owner: str, now: float, jitter: float, step: int
+    ) -> Polled | None:
+        """The request for a token poll, the poll recorded when it is pending: one UPDATE."""
+        params = {
+            "id": auth_req_id,
+            "owner": owner,
+            "now": now,
+            "jitter": jitter,
+            "step": step,
+            "cutoff": self._clock() - self.retention,
+        }
+        with self._db() as conn:
+            # fetchall: a RETURNING statement only completes (and commits) when exhausted.
+            rows = conn.execute(_POLL, params).fetchall()
+        if not rows:
+            return None
+        data, interval, early = rows[0]
+        return self._decoder.decode(data), interval if early else None
+
+    async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
+        """Replace the stored request whose version is ``new.version - 1`` with ``new``.
+
+        ``values`` follow in one multi-row upsert when the UPDATE won: two
+        autocommit statements, not a transaction (BEGIN and COMMIT would double
+        the statements; a crash between them loses only the values).
+        """
+        now = self._clock()
         with self._db() as conn:
             cursor = conn.execute(
                 _UPDATE_REQUEST,
-                (*self._columns(new), new.version - 1, self._clock() - self.retention),
+                (*self._columns(new), new.version - 1, now - self.retention),
             )
-        return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            if values:
+                rows = ", ".join(["(?, ?, ?, ?)"] * len(values))
+                params = [p for ns, k, v, ttl in values for p in (ns, k, v, now + ttl)]
+                conn.execute(_PUT_VALUES.format(rows=rows), params)
+        return True
 
     async def lease_due(
         self, now: float, owner: str, lease_seconds: float, limit: int
