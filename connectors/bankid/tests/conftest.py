@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,15 +62,23 @@ def deps(clock: FakeClock) -> ConnectorDeps:
 
 
 @pytest.fixture
+def root_file(app: Litestar, tmp_path: Path) -> Path:
+    """The simulator's root.pem: the ``signature_ca_file`` connectors get by default."""
+    sim: BankIDSimulator = app.state.bankid
+    return sim.pki.write_root(tmp_path / "bankid-pki")
+
+
+@pytest.fixture
 async def make_connector(
-    app: Litestar, deps: ConnectorDeps, sleeps: FakeSleep
+    app: Litestar, deps: ConnectorDeps, sleeps: FakeSleep, root_file: Path
 ) -> AsyncIterator[Callable[..., BankIDConnector]]:
     made: list[BankIDConnector] = []
 
     def factory(
         transport: httpx.AsyncBaseTransport | None = None, **config: Any
     ) -> BankIDConnector:
-        settings = msgspec.convert({"base_url": BASE_URL, **config}, Config)
+        defaults = {"base_url": BASE_URL, "signature_ca_file": str(root_file)}
+        settings = msgspec.convert({**defaults, **config}, Config)
         connector = BankIDConnector(
             settings, deps, transport=transport or SimulatorTransport(app), sleep=sleeps
         )

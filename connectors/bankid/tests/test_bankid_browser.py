@@ -8,6 +8,7 @@ page back line by line. A missing browser fails these tests; they never skip.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -40,14 +41,20 @@ APPROVAL = validate(
 
 
 @pytest.fixture
-def simulator_url() -> Iterator[str]:
-    with serve_http(create_simulator()) as url:
+def simulator_url(tmp_path: Path) -> Iterator[str]:
+    with serve_http(create_simulator({"pki_dir": str(tmp_path / "pki")})) as url:
         yield url
 
 
 @pytest.fixture
-async def live_connector(simulator_url: str, deps: ConnectorDeps) -> AsyncIterator[BankIDConnector]:
-    config = msgspec.convert({"base_url": f"{simulator_url}/rp/v6.0"}, Config)
+async def live_connector(
+    simulator_url: str, deps: ConnectorDeps, tmp_path: Path
+) -> AsyncIterator[BankIDConnector]:
+    settings = {
+        "base_url": f"{simulator_url}/rp/v6.0",
+        "signature_ca_file": str(tmp_path / "pki" / "root.pem"),  # written by the simulator
+    }
+    config = msgspec.convert(settings, Config)
     connector = BankIDConnector(config, deps)
     yield connector
     await connector.aclose()

@@ -7,7 +7,9 @@ gateway's one renderer and check the evidence the completed order yields.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from bankid_support import KARL, TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector
 from ciba_gateway_bankid.signature import CHECKS, verify
 from ciba_gateway_bankid.simulator import BankIDSimulator
+from ciba_gateway_bankid.trust import Roots
 from cryptography.x509 import ocsp
 from msgspec.structs import replace
 
@@ -145,7 +148,7 @@ def _tamper_signed_part(b64: str) -> str:
     ],
 )
 async def test_ocsp_response_must_vouch_for_the_signer(
-    connector: BankIDConnector, sim: BankIDSimulator, swap: str, problem: str
+    connector: BankIDConnector, sim: BankIDSimulator, root_file: Path, swap: str, problem: str
 ) -> None:
     """The OCSP response must be good, about the signature's certificate, responder-signed."""
     mine = await connector.start(start_request(TOLVAN, authorization_details=(PAYMENT,)))
@@ -155,14 +158,16 @@ async def test_ocsp_response_must_vouch_for_the_signer(
     completion = sim.orders[mine.session["orderRef"]].completion
     other = sim.orders[theirs.session["orderRef"]].completion
     assert completion is not None and other is not None and other.ocsp_response
-    assert not isinstance(verify(completion, mine.session["sign"]), str)  # control
+    roots = Roots.load(str(root_file))
+    at = dt.datetime.now(dt.UTC)
+    assert not isinstance(verify(completion, mine.session["sign"], roots, at), str)  # control
 
     ocsp = {
         "other_person": other.ocsp_response,
         "tampered": _tamper_signed_part(completion.ocsp_response or ""),
         "garbage": base64.b64encode(b"not ocsp").decode(),
     }[swap]
-    result = verify(replace(completion, ocsp_response=ocsp), mine.session["sign"])
+    result = verify(replace(completion, ocsp_response=ocsp), mine.session["sign"], roots, at)
 
     assert isinstance(result, str)
     assert problem in result

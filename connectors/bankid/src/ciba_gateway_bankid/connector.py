@@ -11,6 +11,7 @@ mapping of answers to outcomes.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -49,6 +50,7 @@ from ciba_gateway.connector import (
 from ciba_gateway_bankid.client import BankIDClient, BankIDError, BankIDProtocolError
 from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
 from ciba_gateway_bankid.signature import SignPlan, plan, verify
+from ciba_gateway_bankid.trust import Roots
 from ciba_gateway_bankid.wire import (
     AuthRequest,
     CollectResponse,
@@ -97,6 +99,8 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """OIDs of the BankID kinds accepted; empty keeps BankID's defaults."""
     show_client_name: bool = True
     """Show the client's display name above the binding message in the app."""
+    signature_ca_file: Annotated[str, Meta(min_length=1)] | None = None
+    """PEM root(s) a sign order's signer and OCSP responder must chain to; None refuses signing."""
     poll_interval: Annotated[float, Meta(ge=1.0, le=30.0)] = 2.0
     """Seconds between two collects (BankID asks for 2)."""
     acr: str = "urn:grn:authn:se:bankid"
@@ -219,6 +223,11 @@ class BankIDConnector(BaseConnector):
         self._log = structlog.get_logger("ciba_gateway_bankid").bind(
             connector="bankid", tenant=deps.tenant_id, instance=deps.instance_name
         )
+        self._roots: Roots | None = None
+        if config.signature_ca_file is not None:
+            self._roots = Roots.load(config.signature_ca_file)
+        else:
+            self._log.info("bankid_signing_unavailable", reason="no signature_ca_file")
 
     # --- start --------------------------------------------------------------
 
@@ -226,6 +235,12 @@ class BankIDConnector(BaseConnector):
         """Start an order for the hinted personal number; refuse with a ConnectorError."""
         pnr = self._personal_number(request.login_hint)
         sign = plan(request, show_client_name=self.config.show_client_name)
+        if sign is not None and self._roots is None:
+            raise InvalidAuthorizationDetails(
+                "this BankID connector cannot verify signatures (no signature_ca_file), "
+                "so it cannot prove what was approved: payment_initiation and approval "
+                "details are refused"
+            )
         body = self._order(request, pnr, sign)
         log = self._log.bind(pnr=mask(pnr), endpoint=_ENDPOINTS[type(body)])
         try:
@@ -413,9 +428,10 @@ class BankIDConnector(BaseConnector):
             return Failed(reason="BankID completed without a valid personal number")
         evidence = None
         if sign is not None:
-            checked = verify(data, sign)
+            at = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+            checked = verify(data, sign, self._roots, at)
             if isinstance(checked, str):
-                self._log.warning("bankid_signature_rejected", problem=checked)
+                self._log.warning("bankid_signature_rejected", security_event=True, problem=checked)
                 return Failed(reason=checked)
             evidence = checked
         claims: dict[str, Any] = {}

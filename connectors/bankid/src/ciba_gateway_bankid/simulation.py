@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
-from cryptography.hazmat.primitives import serialization
 from msgspec import Meta
 
 from ciba_gateway.connector import decode_json
@@ -163,6 +162,8 @@ class SimulatorSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     """Seconds a complete order can still be collected."""
     failed_retention: Annotated[float, Meta(ge=0)] = 300.0
     """Seconds a failed order can still be collected."""
+    pki_dir: Annotated[str, Meta(min_length=1)] | None = None
+    """Directory that receives ``root.pem`` of the simulator's PKI at start (None: nowhere)."""
 
     def __post_init__(self) -> None:
         numbers = [p.personal_number for p in self.personas]
@@ -280,15 +281,9 @@ class BankIDSimulator:
         self._next_sweep = float("-inf")
         self.calls: Counter[str] = Counter()
         self.faults: dict[str, _Rule] = {}
-        self._pki: SimulatedPki | None = None
+        self.pki = SimulatedPki()
+        """Root, issuing CA, signers and OCSP responder: new for every simulator."""
         self.reset()
-
-    @property
-    def pki(self) -> SimulatedPki:
-        """The signer certificates and OCSP responder (created on the first completion)."""
-        if self._pki is None:
-            self._pki = SimulatedPki()
-        return self._pki
 
     def reset(self) -> None:
         """Forget orders, counters and runtime faults; personas' own faults apply again."""
@@ -546,24 +541,10 @@ class BankIDSimulator:
             given_name=persona.given_name if persona else "Test",
             surname=persona.surname if persona else "Person",
         )
-        visible = order.visible_data or ""
-        hidden = (
-            f"<usrNonVisibleData>{order.non_visible_data}</usrNonVisibleData>"
-            if order.non_visible_data
-            else ""
-        )
         func = "Signing" if order.kind.endswith("sign") else "Identification"
-        cert = self.pki.certificate(pnr, user.name)
-        der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
-        signature = (
-            '<?xml version="1.0" encoding="UTF-8"?>'
-            '<Signature xmlns="http://www.w3.org/2000/09/xmldsig#">'
-            f"<KeyInfo><X509Data><X509Certificate>{der}</X509Certificate></X509Data></KeyInfo>"
-            "<Object>"
-            '<bankIdSignedData xmlns="http://www.bankid.com/signature/v1.0.0/types">'
-            f"<usrVisibleData>{visible}</usrVisibleData>{hidden}"
-            f"<clientInfo><funcId>{func}</funcId></clientInfo>"
-            "</bankIdSignedData></Object><!-- simulated, not signed --></Signature>"
+        signer = self.pki.signer(pnr, user.name)
+        signature = self.pki.signature(
+            signer, order.visible_data or "", order.non_visible_data, func
         )
         order.completion = CompletionData(
             user=user,
@@ -572,8 +553,8 @@ class BankIDSimulator:
                 uhi=hashlib.sha256(f"uhi:{pnr}".encode()).hexdigest()[:40],
             ),
             bank_id_issue_date=persona.bankid_issue_date if persona else "2023-05-17",
-            signature=base64.b64encode(signature.encode()).decode(),
-            ocsp_response=base64.b64encode(self.pki.ocsp_response(cert)).decode(),
+            signature=base64.b64encode(signature).decode(),
+            ocsp_response=base64.b64encode(self.pki.ocsp_response(signer.cert)).decode(),
         )
         self._finish(order, "complete", "", at)
 

@@ -187,11 +187,16 @@ def create_simulator(
 ) -> Litestar:
     """A Litestar app simulating BankID; ``settings`` as in README.md (msgspec-validated).
 
+    With ``pki_dir`` the new PKI's ``root.pem`` is written there before the app is returned.
+
     Raises:
         msgspec.ValidationError: the settings are invalid (message names the field).
+        OSError: ``pki_dir`` cannot be written.
     """
     parsed = msgspec.convert(dict(settings or {}), SimulatorSettings)
     simulator = BankIDSimulator(parsed, clock=clock, sleep=sleep)
+    if parsed.pki_dir is not None:
+        simulator.pki.write_root(parsed.pki_dir)
     return Litestar(
         route_handlers=[
             rp_api,
