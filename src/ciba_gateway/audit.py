@@ -29,9 +29,9 @@ import structlog
 from ciba_gateway.config.model import AuditConfig
 from ciba_gateway.connector import Evidence
 from ciba_gateway.connector.details import digest
+from ciba_gateway.connector.masking import mask_hint
 from ciba_gateway.flow.model import AuthRequest
 from ciba_gateway.observability import auth_req_ref
-from ciba_gateway.protocol.hints import mask_hint
 
 __all__ = ["AuditTrail", "decision_event", "evidence_record", "file_problem"]
 

@@ -9,12 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ciba_gateway.connector.api import LoginHint
+from ciba_gateway.connector.national_id import is_national_id
 from ciba_gateway.errors import InvalidRequestError
 from ciba_gateway.protocol.hints import (
     MAX_HINT_LENGTH,
     hint_matches,
-    is_national_id,
-    mask_hint,
     parse_login_hint,
 )
 
@@ -361,38 +360,6 @@ class TestGeneral:
         yesterday = date.today() - timedelta(days=1)
         number = se12(yesterday.strftime("%Y%m%d"), "123")
         assert parse_login_hint(f"ssn:{number[2:]}").value == number
-
-
-class TestMaskHint:
-    def test_ssn_keeps_birth_date(self) -> None:
-        """A Swedish number keeps YYYYMMDD, a Norwegian one DDMMYY."""
-        assert mask_hint(parse("ssn:199001011239")) == "ssn:19900101****"
-        assert mask_hint(parse("ssn:15108695088")) == "ssn:151086*****"
-
-    def test_tel_keeps_country_code_and_last_two(self) -> None:
-        """Phone masks keep +, the country code (1-3 digits) and the last two digits."""
-        assert mask_hint(parse("tel:+46701234567")) == "tel:+46*******67"
-        assert mask_hint(parse("tel:+12025550123")) == "tel:+1********23"
-        assert mask_hint(parse("tel:+358401234567")) == "tel:+358*******67"
-
-    def test_email_keeps_first_char_and_domain(self) -> None:
-        """Email masks keep the first character and the domain."""
-        assert mask_hint(parse("email:alice@example.com")) == "email:a***@example.com"
-
-    def test_strings_are_parsed_first(self) -> None:
-        """A raw string is normalized and then masked."""
-        assert mask_hint("sub:ssn:900101-1239").startswith("ssn:")
-        assert mask_hint("phone:+46 70 123 45 67") == "tel:+46*******67"
-
-    def test_unparseable_strings_reveal_nothing(self) -> None:
-        """Invalid hints keep at most a known kind."""
-        assert mask_hint("ssn:199001011238") == "ssn:***"
-        assert mask_hint("199001011238") == "***"
-        assert mask_hint("secret:199001011239") == "***"
-
-    def test_other_kinds_hide_the_value(self) -> None:
-        """A connector-declared kind shows only its kind."""
-        assert mask_hint(LoginHint(kind="freja_id", value="abc")) == "freja_id:***"
 
 
 class TestHintMatches:

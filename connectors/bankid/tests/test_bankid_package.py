@@ -8,7 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 from ciba_gateway_bankid.connector import BankIDConnector, Config
-from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
+from ciba_gateway_bankid.personnummer import birthdate, is_valid
 from ciba_gateway_bankid.simulator import (
     FaultControl,
     Persona,
@@ -54,8 +54,7 @@ def test_birthdate(number: str, born: dt.date | None) -> None:
     assert birthdate(number) == born
 
 
-def test_check_digit_and_mask() -> None:
-    """Luhn check digits are enforced and masking keeps only the birth date."""
+def test_check_digit() -> None:
+    """Luhn check digits are enforced."""
     assert is_valid("199001011239")
     assert not is_valid("199001011238")
-    assert mask("199001011239") == "19900101****"

@@ -19,7 +19,6 @@ from ciba_gateway_smslink.senders import (
     HttpSenderConfig,
     OutboxSender,
     OutboxSenderConfig,
-    mask_number,
 )
 
 from ciba_gateway.connector import HttpSettings, load_registry
@@ -83,12 +82,3 @@ def test_connector_imports_only_the_public_api_of_the_core() -> None:
                     offending.append(f"{path.name}: {module}")
 
     assert offending == []
-
-
-@pytest.mark.parametrize(
-    ("number", "masked"),
-    [("+46701234567", "+46*******67"), ("+12025550123", "+12*******23"), ("+12345", "+*****")],
-)
-def test_mask_number(number: str, masked: str) -> None:
-    """Masks keep the first two and last two digits only."""
-    assert mask_number(number) == masked

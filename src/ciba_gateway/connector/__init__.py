@@ -6,6 +6,14 @@ See connectors/README.md for a guide; ``api`` holds the types and
 
 from ciba_gateway.connector.api import *  # noqa: F403
 from ciba_gateway.connector.api import __all__ as _api_all
+from ciba_gateway.connector.masking import (
+    mask_email,
+    mask_hint,
+    mask_national_id,
+    mask_phone,
+    mask_text,
+)
+from ciba_gateway.connector.national_id import is_national_id
 from ciba_gateway.connector.outbound import (
     HttpSettings,
     build_client,
@@ -49,7 +57,13 @@ __all__ = [
     "check_json",
     "decode_json",
     "exchange",
+    "is_national_id",
     "is_transient",
+    "mask_email",
+    "mask_hint",
+    "mask_national_id",
+    "mask_phone",
+    "mask_text",
     "retrying",
     "load_registry",
 ]

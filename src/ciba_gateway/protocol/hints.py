@@ -1,4 +1,4 @@
-"""CIBA ``login_hint`` parsing, masking and route matching.
+"""CIBA ``login_hint`` parsing and route matching.
 
 Grammar (kinds are case-insensitive; surrounding whitespace is ignored)::
 
@@ -39,16 +39,18 @@ from datetime import date
 from fnmatch import fnmatchcase
 
 from ciba_gateway.connector.api import LoginHint
+from ciba_gateway.connector.national_id import (
+    is_digits,
+    luhn_ok,
+    no_birth_date_parts,
+    no_checksums_ok,
+)
 from ciba_gateway.errors import InvalidRequestError
 
 __all__ = [
     "MAX_HINT_LENGTH",
     "SUPPORTED_KINDS",
     "hint_matches",
-    "is_national_id",
-    "mask_hint",
-    "mask_national_id",
-    "mask_phone",
     "parse_login_hint",
 ]
 
@@ -59,23 +61,10 @@ SUPPORTED_KINDS = ("email", "phone", "ssn", "sub:ssn", "tel")
 
 _KIND_ALIASES = {"phone": "tel"}
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_KINDS)
-_NO_K1_WEIGHTS = (3, 7, 6, 1, 8, 9, 4, 5, 2)
-_NO_K2_WEIGHTS = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2)
-# E.164 country codes of one and two digits; every other code has three (ITU-T E.164 annex).
-_CC1 = frozenset("17")
-_CC2 = frozenset(
-    "20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 "
-    "60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98".split()
-)
 
 
 def _invalid(description: str) -> InvalidRequestError:
     return InvalidRequestError(f"invalid login_hint: {description}")
-
-
-def _is_digits(value: str) -> bool:
-    # str.isdigit alone accepts non-ASCII digits such as "²" or Arabic-Indic numerals.
-    return value.isascii() and value.isdigit()
 
 
 # --- parsing -----------------------------------------------------------------
@@ -131,7 +120,7 @@ def _parse_ssn(value: str, today: date, allow_test_numbers: bool) -> LoginHint:
         country = country.upper()
         if country not in ("SE", "NO"):
             raise _invalid("unsupported ssn country, supported: NO, SE")
-    elif _is_digits(value) and len(value) == 11:
+    elif is_digits(value) and len(value) == 11:
         country, number = "NO", value
     elif len(value) in (10, 11, 12, 13):
         country, number = "SE", value
@@ -154,9 +143,9 @@ def _parse_se(value: str, today: date) -> str:
         value = value[:-5] + value[-4:]
     if separator == " ":
         raise _invalid("a space in a personal number (send the + separator as %2B)")
-    if not _is_digits(value) or len(value) not in (10, 12):
+    if not is_digits(value) or len(value) not in (10, 12):
         raise _invalid("a Swedish personal number has 10 or 12 digits")
-    if not _luhn_ok(value[-10:]):
+    if not luhn_ok(value[-10:]):
         raise _invalid("the check digit of the Swedish personal number is wrong")
     month, day = int(value[-8:-6]), int(value[-6:-4])
     if day > 60:
@@ -178,11 +167,11 @@ def _parse_se(value: str, today: date) -> str:
 
 def _parse_no(value: str, today: date, allow_test_numbers: bool) -> str:
     """A Norwegian fødselsnummer (or D-, H-, FH-number), returned unchanged."""
-    if not _is_digits(value) or len(value) != 11:
+    if not is_digits(value) or len(value) != 11:
         raise _invalid("a Norwegian personal number has 11 digits")
-    if not _no_checksums_ok(value):
+    if not no_checksums_ok(value):
         raise _invalid("the check digits of the Norwegian personal number are wrong")
-    birth = _no_birth_date_parts(value, allow_test_numbers)
+    birth = no_birth_date_parts(value, allow_test_numbers)
     if birth is None:
         raise _invalid("the Norwegian personal number has no valid birth date")
     if birth:  # () is an FH-number, which carries no date
@@ -204,7 +193,7 @@ def _parse_e164(value: str) -> str:
         raise _invalid("a phone number must start with + (send it as %2B in a form body)")
     number = value.replace(" ", "")
     digits = number[1:]
-    if not number.startswith("+") or not _is_digits(digits):
+    if not number.startswith("+") or not is_digits(digits):
         raise _invalid("a phone number must be in E.164 form, like +46701234567")
     if not 8 <= len(digits) <= 15 or digits[0] == "0":
         raise _invalid("an E.164 phone number has 8 to 15 digits and no leading zero")
@@ -230,150 +219,6 @@ def _parse_email(value: str) -> str:
     ):
         raise _invalid("the email domain is not a valid host name")
     return f"{local}@{domain.lower()}"
-
-
-# --- check digits ------------------------------------------------------------
-
-
-def _luhn_ok(digits10: str) -> bool:
-    total = 0
-    for index, ch in enumerate(digits10):
-        product = int(ch) * (2 if index % 2 == 0 else 1)
-        total += product - 9 if product > 9 else product
-    return total % 10 == 0
-
-
-def _mod11_digit(digits: str, weights: tuple[int, ...]) -> int | None:
-    k = 11 - sum(int(d) * w for d, w in zip(digits, weights, strict=True)) % 11
-    if k == 11:
-        return 0
-    return None if k == 10 else k
-
-
-def _no_checksums_ok(digits11: str) -> bool:
-    k1 = _mod11_digit(digits11[:9], _NO_K1_WEIGHTS)
-    k2 = _mod11_digit(digits11[:10], _NO_K2_WEIGHTS)
-    return k1 == int(digits11[9]) and k2 == int(digits11[10])
-
-
-def _no_birth_date_parts(
-    digits11: str, allow_test_numbers: bool
-) -> tuple[int, int, int] | tuple[()] | None:
-    """(year, month, day), () for an FH-number without a date, or None when impossible."""
-    if digits11[0] in "89":
-        return ()
-    day, month, yy = int(digits11[0:2]), int(digits11[2:4]), int(digits11[4:6])
-    individual = int(digits11[6:9])
-    if day > 40:
-        day -= 40  # D-number
-    if month > 80 and allow_test_numbers:
-        month -= 80  # synthetic test identity
-    elif month > 40:
-        month -= 40  # H-number
-    if individual < 500:
-        century = 1900
-    elif individual < 750 and yy >= 54:
-        century = 1800
-    elif yy < 40:
-        century = 2000
-    elif individual >= 900:
-        century = 1900
-    else:
-        return None
-    return century + yy, month, day
-
-
-def _date_exists(year: int, month: int, day: int) -> bool:
-    try:
-        date(year, month, day)
-    except ValueError:
-        return False
-    return True
-
-
-def is_national_id(digits: str) -> bool:
-    """Whether a digit string is a plausible SE (10/12) or NO (11) personal number.
-
-    Used to scrub logs, so it errs towards yes: a 10-digit Swedish number passes if
-    its date exists in the 1900s or 2000s, and Norwegian test identities pass.
-    """
-    if not _is_digits(digits):
-        return False
-    if len(digits) == 11:
-        if not _no_checksums_ok(digits):
-            return False
-        birth = _no_birth_date_parts(digits, allow_test_numbers=True)
-        return birth == () or (birth is not None and _date_exists(*birth))
-    if len(digits) not in (10, 12) or not _luhn_ok(digits[-10:]):
-        return False
-    month, day = int(digits[-8:-6]), int(digits[-6:-4])
-    if day > 60:
-        day -= 60
-    if len(digits) == 12:
-        return _date_exists(int(digits[:4]), month, day)
-    yy = int(digits[:2])
-    return _date_exists(1900 + yy, month, day) or _date_exists(2000 + yy, month, day)
-
-
-# --- masking -----------------------------------------------------------------
-
-
-def mask_national_id(number: str) -> str:
-    """Keep the birth-date part of a personal number and star the rest.
-
-    12 digits keep 8 (``19900101****``), 10 and 11 digits keep 6; a ``-``/``+``
-    separator is kept in place.
-    """
-    keep = 8 if sum(ch.isdigit() for ch in number) == 12 else 6
-    out: list[str] = []
-    for ch in number:
-        if ch.isdigit():
-            out.append(ch if keep > 0 else "*")
-            keep -= 1
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def mask_phone(number: str) -> str:
-    """Keep ``+``, the country code and the last two digits (``+46*******67``)."""
-    digits = "".join(ch for ch in number if ch.isdigit())
-    if len(digits) < 6:
-        return "+" + "*" * len(digits)
-    if digits[0] in _CC1:
-        cc = 1
-    elif digits[:2] in _CC2:
-        cc = 2
-    else:
-        cc = 3
-    return f"+{digits[:cc]}{'*' * (len(digits) - cc - 2)}{digits[-2:]}"
-
-
-def _mask_email(address: str) -> str:
-    local, _, domain = address.rpartition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def mask_hint(hint: LoginHint | str) -> str:
-    """A form of a login hint that is safe to log.
-
-    ``ssn:19900101****``, ``tel:+46*******67``, ``email:a***@example.com``; other
-    kinds and unparseable strings become ``kind:***`` (or ``***``).
-    """
-    if isinstance(hint, str):
-        try:
-            hint = parse_login_hint(hint)
-        except InvalidRequestError:
-            kind, sep, _ = hint.strip().partition(":")
-            known = kind.lower() in ("ssn", "sub", "tel", "phone", "email")
-            return f"{kind.lower()}:***" if sep and known else "***"
-    if hint.kind == "ssn":
-        return f"ssn:{mask_national_id(hint.value)}"
-    if hint.kind == "tel":
-        return f"tel:{mask_phone(hint.value)}"
-    if hint.kind == "email":
-        return f"email:{_mask_email(hint.value)}"
-    return f"{hint.kind}:***"
 
 
 # --- routing -----------------------------------------------------------------

@@ -45,10 +45,12 @@ from ciba_gateway.connector import (
     call_with_retries,
     identity_mismatch,
     is_transient,
+    mask_national_id,
+    mask_text,
     retrying,
 )
 from ciba_gateway_bankid.client import BankIDClient, BankIDError, BankIDProtocolError
-from ciba_gateway_bankid.personnummer import birthdate, is_valid, mask
+from ciba_gateway_bankid.personnummer import birthdate, is_valid
 from ciba_gateway_bankid.signature import SignPlan, plan, verify
 from ciba_gateway_bankid.trust import Roots
 from ciba_gateway_bankid.wire import (
@@ -156,11 +158,6 @@ def _safe(code: str) -> str:
     return _UNSAFE.sub("", code)[:40] or "unknown"
 
 
-def _redact(text: str) -> str:
-    """Mask personal numbers inside free text from upstream (error details)."""
-    return _TWELVE_DIGITS.sub(lambda m: mask(m.group()), text)
-
-
 def _never_sent(exc: BaseException) -> bool:
     """True when a start call surely did not create an order, so sending it again is safe.
 
@@ -242,7 +239,7 @@ class BankIDConnector(BaseConnector):
                 "details are refused"
             )
         body = self._order(request, pnr, sign)
-        log = self._log.bind(pnr=mask(pnr), endpoint=_ENDPOINTS[type(body)])
+        log = self._log.bind(pnr=mask_national_id(pnr), endpoint=_ENDPOINTS[type(body)])
         try:
             order = await self._retried(lambda: self._client.start(body), _never_sent)
         except BankIDError as exc:
@@ -250,7 +247,7 @@ class BankIDConnector(BaseConnector):
                 "bankid_start_refused",
                 status=exc.status,
                 error_code=exc.raw_error_code,
-                details=_redact(exc.details),
+                details=mask_text(exc.details),
             )
             raise self._start_error(exc) from exc
         except (httpx.HTTPError, BankIDProtocolError) as exc:
@@ -347,7 +344,7 @@ class BankIDConnector(BaseConnector):
                 "bankid_collect_refused",
                 status=exc.status,
                 error_code=exc.raw_error_code,
-                details=_redact(exc.details),
+                details=mask_text(exc.details),
             )
             if exc.status >= 500 or exc.status in (408, 429):
                 raise UpstreamUnavailable(f"BankID collect failed ({exc.status})") from exc

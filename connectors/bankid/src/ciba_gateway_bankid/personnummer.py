@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["birthdate", "check_digit", "is_valid", "mask"]
+__all__ = ["birthdate", "check_digit", "is_valid"]
 
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
 
@@ -39,8 +39,3 @@ def birthdate(pnr: str) -> dt.date | None:
 def is_valid(pnr: str) -> bool:
     """True for 12 digits with a real date and a correct check digit."""
     return birthdate(pnr) is not None and check_digit(pnr[2:11]) == int(pnr[11])
-
-
-def mask(pnr: str) -> str:
-    """The number with everything after the birth date hidden, safe for logs (``19900101****``)."""
-    return pnr[:8] + "*" * max(len(pnr) - 8, 0)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 import secrets
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -49,6 +48,7 @@ from ciba_gateway.connector import (
     UserNotFound,
     decode_json,
     identity_mismatch,
+    mask_text,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.client import Provider
@@ -102,11 +102,6 @@ def _unavailable(status: int, error: str) -> bool:
     A 404 also drops the cached discovery (client.py), so the retry reads it again.
     """
     return status >= 500 or status in (404, 429) or error in _UNAVAILABLE
-
-
-def _redact(text: str) -> str:
-    """Free upstream text without digit runs that could be a national id or phone number."""
-    return re.sub(r"[0-9][0-9 -]{4,}[0-9]", "***", text)
 
 
 def _token_key(token: str) -> str:
@@ -229,7 +224,7 @@ class CibaConnector(BaseConnector):
             "ciba_start_refused",
             status=answer.status,
             error=code,
-            description=_redact(error.error_description or "")[:200],
+            description=mask_text(error.error_description or "")[:200],
         )
         if error.error == "unknown_user_id":
             return UserNotFound("the upstream provider does not know this user")

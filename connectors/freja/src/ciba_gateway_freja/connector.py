@@ -8,7 +8,6 @@ registration level from the config raised by acr_values), ``poll`` reads
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -38,6 +37,7 @@ from ciba_gateway.connector import (
     build_client,
     identity_mismatch,
     is_transient,
+    mask_text,
     retrying,
 )
 from ciba_gateway_freja.client import FrejaClient, FrejaError, FrejaProtocolError
@@ -156,15 +156,8 @@ _FINAL: dict[str, Denied | Expired] = {
     "RP_CANCELED": Expired(reason="The Freja eID authentication was cancelled (RP_CANCELED)."),
     "EXPIRED": Expired(reason="The user did not answer in the Freja eID app in time (EXPIRED)."),
 }
-_DIGIT_RUN = re.compile(r"\d{6,}")
 _MIN_SIGN_EXPIRY = 121.0
 """Seconds: Freja refuses a signature expiry earlier than now + 2 minutes."""
-_EMAILISH = re.compile(r"[^\s@]+@[^\s@]+")
-
-
-def _redact(text: str) -> str:
-    """Upstream free text fit for a log line: long digit runs and addresses masked."""
-    return _EMAILISH.sub("***@***", _DIGIT_RUN.sub("***", text))[:200]
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -298,7 +291,7 @@ class FrejaConnector(BaseConnector):
                 "freja_start_refused",
                 status=exc.status,
                 error_code=exc.code,
-                message=_redact(exc.message),
+                message=mask_text(exc.message)[:200],
             )
             raise self._start_error(exc, user_info_type) from exc
         except httpx.HTTPStatusError as exc:
@@ -388,7 +381,7 @@ class FrejaConnector(BaseConnector):
                 "freja_result_refused",
                 status=exc.status,
                 error_code=exc.code,
-                message=_redact(exc.message),
+                message=mask_text(exc.message)[:200],
             )
             if exc.code == 0 or _unavailable_status(exc.status):
                 raise UpstreamUnavailable(f"Freja eID failed ({_describe(exc.code)})") from exc

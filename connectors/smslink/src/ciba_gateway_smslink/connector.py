@@ -41,6 +41,7 @@ from ciba_gateway.connector import (
     UserNotFound,
     details,
     identity_mismatch,
+    mask_phone,
 )
 from ciba_gateway_smslink import page
 from ciba_gateway_smslink.config import Config
@@ -61,7 +62,6 @@ from ciba_gateway_smslink.senders import (
     Sleep,
     SmsMessage,
     build_sender,
-    mask_number,
 )
 
 __all__ = ["SmsLinkConnector"]
@@ -163,7 +163,7 @@ class SmsLinkConnector(BaseConnector):
                 "sms_send_failed",
                 tenant=self.deps.tenant_id,
                 client_id=request.client_id,
-                to=mask_number(number),
+                to=mask_phone(number),
                 reference=message.reference,
                 error=type(exc).__name__,
             )
@@ -174,7 +174,7 @@ class SmsLinkConnector(BaseConnector):
             "sms_link_sent",
             tenant=self.deps.tenant_id,
             client_id=request.client_id,
-            to=mask_number(number),
+            to=mask_phone(number),
             reference=message.reference,
             provider_id=receipt.provider_id,
         )
@@ -243,7 +243,7 @@ class SmsLinkConnector(BaseConnector):
         return page.approval_page(
             client_name=pending.client_name,
             binding_message=pending.binding_message,
-            masked_number=mask_number(pending.login_hint.value),
+            masked_number=mask_phone(pending.login_hint.value),
             csrf=csrf_token(record, digest),
             sections=tuple(details.sections(pending.authorization_details, None)),
         )

@@ -31,6 +31,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     build_client,
     decode_json,
+    mask_phone,
     retrying,
 )
 
@@ -51,7 +52,6 @@ __all__ = [
     "SmsMessage",
     "build_sender",
     "check_sender_spec",
-    "mask_number",
 ]
 
 SENDER_GROUP = "ciba_gateway_smslink.senders"
@@ -59,14 +59,6 @@ SENDER_GROUP = "ciba_gateway_smslink.senders"
 Sleep = Callable[[float], Awaitable[None]]
 
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<rest>[^`]*)`)?$", re.S)
-
-
-def mask_number(number: str) -> str:
-    """Keep ``+``, the first two and the last two digits: ``+46*******67`` for +46701234567."""
-    digits = number.lstrip("+")
-    if len(digits) < 6:
-        return "+" + "*" * len(digits)
-    return f"+{digits[:2]}{'*' * (len(digits) - 4)}{digits[-2:]}"
 
 
 class SmsMessage(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,7 +155,7 @@ class ConsoleSender:
 
     async def send(self, message: SmsMessage) -> SendReceipt:
         # Printing the link is the point of this sender; it is not a log line.
-        print(f"[sms to {mask_number(message.to)}] {message.text}", flush=True)
+        print(f"[sms to {mask_phone(message.to)}] {message.text}", flush=True)
         return SendReceipt(provider_id=message.reference)
 
     async def aclose(self) -> None:
