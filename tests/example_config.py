@@ -21,8 +21,8 @@ def example_with_its_files(directory: Path) -> Path:
     """A copy of the example whose /etc/ciba-gateway/ files exist under ``directory``.
 
     The signing key and the ciba connector's client key are generated as the comments
-    say; the BankID RP certificate, its key and the CA come from the connector test
-    kit's throwaway PKI.
+    say; the BankID RP certificate, its key, the CA and the signature roots come from the
+    connector test kit's throwaway PKI.
     """
     etc = directory / "etc"
     write_private_jwk(etc / "keys" / "acme-2026-1.jwk", "ES256", "acme-2026-1")
@@ -33,6 +33,7 @@ def example_with_its_files(directory: Path) -> Path:
         ("rp-cert.pem", pki.client),
         ("rp-key.pem", pki.client),
         ("test-root-ca.pem", pki.ca),
+        ("signature-roots.pem", pki.ca),
     ):
         shutil.copy(source, etc / "bankid" / name)
     copy = directory / "gateway.yaml"
