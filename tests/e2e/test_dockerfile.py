@@ -98,8 +98,9 @@ def test_demo_needs_the_simulators_then_runs_from_any_directory(venv: Path, tmp_
         timeout=60,
     )
     assert refused.returncode == 1
-    assert "unknown simulator type 'freja' (installed: " in refused.stderr
-    assert "pip install ciba-gateway-freja-sim" in refused.stderr
+    assert "simulators[0].type: unknown simulator type 'bankid' (installed: none)" in refused.stderr
+    assert "simulators[1].type: unknown simulator type 'freja' (installed: none)" in refused.stderr
+    assert "pip install ciba-gateway-bankid-sim" in refused.stderr
     simulators = sorted(str(p.parent) for p in ROOT.glob("connectors/*-sim/pyproject.toml"))
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "--quiet", *simulators],
@@ -115,6 +116,7 @@ def test_demo_needs_the_simulators_then_runs_from_any_directory(venv: Path, tmp_
         assert issuer.json()["issuer"] == f"http://127.0.0.1:{port}/demo"
         assert (tmp_path / "var" / "ciba-gateway.db").is_file()
         assert (tmp_path / "var" / "keys" / "demo-es256-1.jwk").is_file()
-        assert httpx.get(f"http://127.0.0.1:{port}/_sim/freja/phone").status_code == 200
+        for simulator in ("bankid", "freja"):
+            assert httpx.get(f"http://127.0.0.1:{port}/_sim/{simulator}/phone").status_code == 200
     finally:
         assert demo.stop() == 0

@@ -26,8 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SIMULATORS = sorted(p.parent for p in ROOT.glob("connectors/*-sim/pyproject.toml"))
 CONNECTORS = sorted(p.parent for p in ROOT.glob("connectors/*/pyproject.toml"))
 PRODUCTION = [ROOT, *(p for p in CONNECTORS if p not in SIMULATORS)]
-# Until its simulator moves to connectors/bankid-sim (the next step of issue 15).
-MOVING = pytest.mark.xfail(strict=True, reason="the BankID simulator is still in its wheel")
 
 
 def name_of(source: Path) -> str:
@@ -83,11 +81,7 @@ def build(source: Path, out: Path) -> Wheel:
     return Wheel(wheel)
 
 
-@pytest.mark.parametrize(
-    "source",
-    [pytest.param(p, marks=MOVING) if p.name == "bankid" else p for p in PRODUCTION],
-    ids=name_of,
-)
+@pytest.mark.parametrize("source", PRODUCTION, ids=name_of)
 def test_a_production_wheel_has_no_simulator(source: Path, tmp_path: Path) -> None:
     """No simulator entry point, no simulator package, no simulator factory in any module."""
     wheel = build(source, tmp_path)

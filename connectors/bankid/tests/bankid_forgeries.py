@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 
-from ciba_gateway_bankid.pki import SimulatedPki, sign_reference
-from ciba_gateway_bankid.simulation import BankIDSimulator
 from ciba_gateway_bankid.wire import CompletionData
+from ciba_gateway_bankid_sim.pki import SimulatedPki, sign_reference
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from lxml import etree
 from msgspec.structs import replace
 

@@ -1,12 +1,23 @@
-"""Shared test helpers (constants, fake clock and sleep, request builder) for the BankID tests."""
+"""Shared test helpers of the BankID connector and simulator tests: constants, personas,
+requests, and the simulator's fixtures (both conftest.py files import them).
+
+On the path of every test through ``pythonpath`` in the root pyproject.toml.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
+import pytest
 from ciba_gateway_bankid.personnummer import check_digit
+from ciba_gateway_bankid_sim.app import create_simulator
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
+from litestar import Litestar
 
 from ciba_gateway.connector import LoginHint, StartRequest
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 BASE_URL = "http://bankid.sim/rp/v6.0"
 
@@ -68,3 +79,38 @@ def start_request(
         authorization_details=authorization_details,
         end_user_ip=end_user_ip,
     )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sleeps() -> FakeSleep:
+    return FakeSleep()
+
+
+@pytest.fixture
+def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
+    def factory(**settings: Any) -> Litestar:
+        return create_simulator(settings, clock=clock, sleep=sleeps)
+
+    return factory
+
+
+@pytest.fixture
+def app(make_simulator: Callable[..., Litestar]) -> Litestar:
+    return make_simulator(personas=PERSONAS)
+
+
+@pytest.fixture
+def sim(app: Litestar) -> BankIDSimulator:
+    return app.state.bankid  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    transport = SimulatorTransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bankid.sim") as client:
+        yield client

@@ -1,4 +1,4 @@
-"""Fixtures: the BankID simulator served in-process, connectors wired to it, a hand-moved clock."""
+"""Fixtures: connectors wired to the BankID simulator served in-process, a hand-moved clock."""
 
 from __future__ import annotations
 
@@ -9,51 +9,21 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from bankid_support import (
+from bankid_support import (  # noqa: F401 - the simulator's fixtures, shared with bankid-sim
     BASE_URL,
-    PERSONAS,
+    app,
+    clock,
+    http,
+    make_simulator,
+    sim,
+    sleeps,
 )
 from ciba_gateway_bankid.connector import BankIDConnector, Config
-from ciba_gateway_bankid.simulator import BankIDSimulator, SimulatorTransport, create_simulator
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from litestar import Litestar
 
 from ciba_gateway.connector import ConnectorDeps
-from ciba_gateway.connector.testing import FakeClock, FakeSleep, make_deps
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sleeps() -> FakeSleep:
-    return FakeSleep()
-
-
-@pytest.fixture
-def make_simulator(clock: FakeClock, sleeps: FakeSleep) -> Callable[..., Litestar]:
-    def factory(**settings: Any) -> Litestar:
-        return create_simulator(settings, clock=clock, sleep=sleeps)
-
-    return factory
-
-
-@pytest.fixture
-def app(make_simulator: Callable[..., Litestar]) -> Litestar:
-    return make_simulator(personas=PERSONAS)
-
-
-@pytest.fixture
-def sim(app: Litestar) -> BankIDSimulator:
-    return app.state.bankid  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def http(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    transport = SimulatorTransport(app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bankid.sim") as client:
-        yield client
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport, make_deps
 
 
 @pytest.fixture

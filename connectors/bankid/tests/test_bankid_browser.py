@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from bankid_support import TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector, Config
-from ciba_gateway_bankid.simulator import create_simulator
+from ciba_gateway_bankid_sim.app import create_simulator
 
 from ciba_gateway.connector import Approved, ConnectorDeps
 from ciba_gateway.connector.details import render, validate

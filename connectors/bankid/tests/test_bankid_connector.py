@@ -24,8 +24,9 @@ from bankid_support import (
     start_request,
 )
 from ciba_gateway_bankid.connector import BankIDConnector, Config
-from ciba_gateway_bankid.simulation import Order
-from ciba_gateway_bankid.simulator import BankIDSimulator, FaultControl, SimulatorTransport
+from ciba_gateway_bankid_sim.model import Order
+from ciba_gateway_bankid_sim.settings import FaultControl
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from litestar import Litestar
 
 from ciba_gateway.connector import (
@@ -42,7 +43,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
 )
-from ciba_gateway.connector.testing import FakeClock, FakeSleep
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 MakeConnector = Callable[..., BankIDConnector]
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import pytest
 from bankid_support import BERTIL, CECILIA, EVA, KARL, PERSONAS, TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector
-from ciba_gateway_bankid.simulator import SimulatorTransport
 from litestar import Litestar
 
 from ciba_gateway.connector import (
@@ -21,6 +20,7 @@ from ciba_gateway.connector.testing import (
     ConnectorContract,
     FakeClock,
     RecordingTransport,
+    SimulatorTransport,
     Subject,
     UpstreamContract,
 )

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from bankid_forgeries import FORGERIES
 from bankid_support import PERSONAS, TOLVAN
-from ciba_gateway_bankid.simulator import BankIDSimulator, create_simulator
+from ciba_gateway_bankid_sim.app import create_simulator
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 

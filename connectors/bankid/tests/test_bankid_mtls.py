@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from bankid_support import KARL, PERSONAS, start_request
 from ciba_gateway_bankid.connector import BankIDConnector, Config
-from ciba_gateway_bankid.simulator import create_simulator
+from ciba_gateway_bankid_sim.app import create_simulator
 
 from ciba_gateway.connector import Approved, ConnectorDeps, UpstreamUnavailable
 from ciba_gateway.connector.testing import TestPki, issue_test_pki, serve_mutual_tls

@@ -1,4 +1,4 @@
-"""Packaging and docs: entry points, README coverage of every setting, personnummer helpers."""
+"""Packaging and docs: the entry point, README coverage of every setting, personnummer helpers."""
 
 from __future__ import annotations
 
@@ -9,31 +9,20 @@ import msgspec
 import pytest
 from ciba_gateway_bankid.connector import BankIDConnector, Config
 from ciba_gateway_bankid.personnummer import birthdate, is_valid
-from ciba_gateway_bankid.simulator import (
-    FaultControl,
-    Persona,
-    SimulatorSettings,
-    create_simulator,
-)
 
 from ciba_gateway.connector import HttpSettings, load_registry
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
-def test_entry_points_register_connector_and_simulator() -> None:
-    """The distribution registers the connector class and the simulator factory as bankid."""
-    registry = load_registry(strict=True)
-
-    assert registry.connector("bankid") is BankIDConnector
-    assert registry.simulators["bankid"] is create_simulator
+def test_entry_point_registers_the_connector() -> None:
+    """The distribution registers the connector class as bankid (its simulator: bankid-sim)."""
+    assert load_registry(strict=True).connector("bankid") is BankIDConnector
 
 
-@pytest.mark.parametrize(
-    "struct", [Config, HttpSettings, SimulatorSettings, Persona, FaultControl], ids=repr
-)
+@pytest.mark.parametrize("struct", [Config, HttpSettings], ids=repr)
 def test_readme_documents_every_field(struct: type[msgspec.Struct]) -> None:
-    """Every Config, simulator setting, persona and control field is named in README.md."""
+    """Every Config field is named in README.md."""
     missing = [name for name in struct.__struct_fields__ if f"`{name}`" not in README]
 
     assert missing == []

@@ -16,8 +16,8 @@ import pytest
 from bankid_support import KARL, TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector
 from ciba_gateway_bankid.signature import CHECKS, verify
-from ciba_gateway_bankid.simulator import BankIDSimulator
 from ciba_gateway_bankid.trust import Roots
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from cryptography.x509 import ocsp
 from msgspec.structs import replace
 

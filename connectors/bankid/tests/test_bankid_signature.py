@@ -19,11 +19,11 @@ import structlog
 from bankid_forgeries import FORGERIES, TYPES, signature_xml, with_signature
 from bankid_support import KARL, TOLVAN, start_request
 from ciba_gateway_bankid.connector import BankIDConnector
-from ciba_gateway_bankid.pki import SimulatedPki
 from ciba_gateway_bankid.signature import verify
-from ciba_gateway_bankid.simulator import BankIDSimulator
 from ciba_gateway_bankid.trust import Roots, Untrusted
 from ciba_gateway_bankid.wire import CompletionData
+from ciba_gateway_bankid_sim.pki import SimulatedPki
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from lxml import etree
 from signxml import DigestAlgorithm, SignatureMethod, XMLSigner, methods
 

@@ -15,10 +15,11 @@ import msgspec
 import pytest
 import uvicorn
 from bankid_support import KARL, NOBODY, PERSONAS, TOLVAN, pnr
-from ciba_gateway_bankid.simulator import BankIDSimulator, SimulatorTransport, create_simulator
+from ciba_gateway_bankid_sim.app import create_simulator
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 from litestar import Litestar
 
-from ciba_gateway.connector.testing import FakeClock, FakeSleep
+from ciba_gateway.connector.testing import FakeClock, FakeSleep, SimulatorTransport
 
 RP = "/rp/v6.0"
 

@@ -2,7 +2,7 @@
 
 It speaks the real wire format (UPSTREAMS.md section 1) under ``/rp/v6.0/``:
 ``auth``, ``sign``, ``phone/auth``, ``phone/sign``, ``collect``, ``cancel``; the
-behaviour lives in ``simulation.py``. Other routes::
+behaviour lives in ``simulator.py`` and the modules it puts together. Other routes::
 
     GET  /phone                                  personas and numbers with pending orders
     GET  /phone/{pnr}                            their pending orders, Approve / Deny
@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
 import msgspec
 from litestar import Litestar, MediaType, Response, get, post
 from litestar.datastructures import State
@@ -31,22 +30,16 @@ from litestar.handlers import asgi
 from litestar.params import FromPath, JSONBody
 from litestar.types import Receive, Scope, Send
 
-from ciba_gateway_bankid.phone_page import OrderView, render_index, render_message, render_person
-from ciba_gateway_bankid.simulation import (
-    BankIDSimulator,
-    FaultControl,
-    Persona,
-    SimulatorSettings,
+from ciba_gateway_bankid_sim.phone_page import (
+    OrderView,
+    render_index,
+    render_message,
+    render_person,
 )
+from ciba_gateway_bankid_sim.settings import FaultControl, SimulatorSettings
+from ciba_gateway_bankid_sim.simulator import BankIDSimulator
 
-__all__ = [
-    "BankIDSimulator",
-    "FaultControl",
-    "Persona",
-    "SimulatorSettings",
-    "SimulatorTransport",
-    "create_simulator",
-]
+__all__ = ["create_simulator"]
 
 _MAX_BODY = 1_000_000
 
@@ -212,46 +205,3 @@ def create_simulator(
         openapi_config=None,
         logging_config=None,
     )
-
-
-# --- in-process serving -----------------------------------------------------------
-
-
-class SimulatorTransport(httpx.AsyncBaseTransport):
-    """Serve an ASGI app in-process with a real server's failure semantics.
-
-    ``httpx.ASGITransport`` re-raises whatever the app raised; a server instead
-    answers 500 when the app fails before starting a response and closes the
-    connection when it fails (or gives up) after. This does the same, so
-    ``fault: drop`` surfaces as ``httpx.RemoteProtocolError``.
-    """
-
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self._app = app
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Run the app for one request."""
-        started = False
-
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            async def tracking_send(message: Any) -> None:
-                nonlocal started
-                if message["type"] == "http.response.start":
-                    started = True
-                await send(message)
-
-            await self._app(scope, receive, tracking_send)
-
-        try:
-            return await httpx.ASGITransport(app=app).handle_async_request(request)
-        except Exception as exc:
-            if started:
-                raise httpx.RemoteProtocolError(
-                    "server closed the connection without a complete response", request=request
-                ) from exc
-            return httpx.Response(
-                500,
-                headers={"content-type": "text/plain; charset=utf-8"},
-                content=b"Internal Server Error",
-                request=request,
-            )
