@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import secrets
 import shutil
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+import round_trips
 from litestar.testing import AsyncTestClient
 
 from ciba_gateway.app import create_app
@@ -47,8 +47,6 @@ from ciba_gateway.flow.model import AuthRequest
 from ciba_gateway.store.base import poller
 from ciba_gateway.store.redis import RedisStore
 
-SECRET = "sizing-client-secret-0123456789"  # noqa: S105 - a throwaway demo client
-CIBA = "urn:openid:params:grant-type:ciba"
 POLLS = 4
 """Connector polls that answer pending before the example person approves."""
 OWNER = poller("bank", "callcenter")
@@ -211,36 +209,6 @@ class Recorder:
         return round_trips, scripted
 
 
-def config_yaml(url: str, tmp: Path, prefix: str) -> str:
-    return f"""
-store: {{url: "{url}", prefix: "{prefix}"}}
-tenants:
-  - id: bank
-    issuer: http://gateway.local/bank
-    keys: [{{kid: k1, alg: ES256, file: {tmp}/k1.jwk, generate: true}}]
-    subject: {{salt: "sizing-subject-salt-0123456789"}}
-    start_limits: {{per_client: null, per_login_hint: null}}
-    lifetimes: {{auth_request: 120, poll_interval: 5}}
-    connectors:
-      example:
-        type: example
-        people: [{{hint: "ssn:199001011239", name: Karl Karlsson, polls: {POLLS}}}]
-    routes: [{{login_hint: ssn, connector: example}}]
-    clients:
-      - client_id: callcenter
-        auth: {{method: client_secret_basic, secret: "{SECRET}"}}
-        scopes: [openid, profile, ssn]
-"""
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 KINDS = {
     "{req}:r:": "request hash (issued; kept for store.retention)",
     "v:7:at:bank:": "access token claims (lifetimes.access_token)",
@@ -266,58 +234,29 @@ async def measure_flow(
     url: str,
 ) -> tuple[list[tuple[str, Counter[str], Counter[str]]], dict[str, int]]:
     steps: list[tuple[str, Counter[str], Counter[str]]] = []
-    clock = Clock()
+    clock = round_trips.Clock()
     prefix = f"flow-{secrets.token_hex(4)}:"
-    basic = {"Authorization": "Basic " + base64.b64encode(f"callcenter:{SECRET}".encode()).decode()}
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config(config_yaml(url, Path(tmp), prefix), registry=load_registry())
-        app = create_app(config, clock=clock, run_driver=False)
+        yaml = round_trips.config_yaml(url, Path(tmp), prefix, polls=POLLS)
+        app = create_app(
+            parse_config(yaml, registry=load_registry()), clock=clock, run_driver=False
+        )
         async with (
             AsyncTestClient(app=app, base_url="http://gateway.local") as client,
             Recorder(url).running() as recorder,
         ):
-            driver = app.state.driver
-            auth_req_id = ""
-
-            async def authorize() -> None:
-                nonlocal auth_req_id
-                response = await client.post(
-                    "/bank/bc-authorize",
-                    data={"scope": "openid profile", "login_hint": "ssn:199001011239"},
-                    headers=basic,
-                )
-                assert response.status_code == 200, response.text
-                auth_req_id = response.json()["auth_req_id"]
-
-            async def token(expect: int) -> None:
-                clock.now += 5
-                response = await client.post(
-                    "/bank/token",
-                    data={"grant_type": CIBA, "auth_req_id": auth_req_id},
-                    headers=basic,
-                )
-                assert response.status_code == expect, response.text
-
-            async def in_app(work: Callable[[], Awaitable[Any]]) -> Any:
-                # The app (and the store's connections) live on the test client's loop.
-                return await asyncio.to_thread(client.blocking_portal.call, work)
-
-            async def poll_once() -> None:
-                assert await driver.run_once() == 1
-                await driver.drain()
-
-            async def drive() -> None:
-                await in_app(poll_once)
-
+            flow = round_trips.Flow(client, clock)
             # The first flow warms the pool and loads the scripts; the second is measured.
             for _ in range(2):
-                steps = [("bc-authorize", *await recorder.step(authorize))]
-                steps.append(("token poll, pending", *await recorder.step(lambda: token(400))))
+                steps = [("bc-authorize", *await recorder.step(flow.authorize))]
+                steps.append(("token poll, pending", *await recorder.step(lambda: flow.token(400))))
                 for _ in range(POLLS):
-                    steps.append(("driver poll, still pending", *await recorder.step(drive)))
-                steps.append(("driver poll, approved", *await recorder.step(drive)))
-                steps.append(("token, tokens issued", *await recorder.step(lambda: token(200))))
-            idle = await recorder.step(lambda: in_app(driver.run_once))
+                    steps.append(("driver poll, still pending", *await recorder.step(flow.collect)))
+                steps.append(("driver poll, approved", *await recorder.step(flow.collect)))
+                steps.append(
+                    ("token, tokens issued", *await recorder.step(lambda: flow.token(200)))
+                )
+            idle = await recorder.step(lambda: flow.in_app(flow.driver.run_once))
             steps.append(("driver tick, nothing due (per replica)", *idle))
             sizes = await key_sizes(url, prefix)
     return steps, sizes

@@ -7,7 +7,8 @@ that redeems. What is counted per store:
 
 - memory: calls of the store's methods (each an await on the hot path);
 - SQLite: SQL statements run (``sqlite3`` trace callback: BEGIN and COMMIT count);
-- Redis: commands the gateway sent (``MONITOR``; a Lua script is one round trip).
+- Redis: commands the gateway sent (``MONITOR`` on a private ``redis-server``, so no
+  other client's commands are counted; a Lua script is one round trip).
 
 The first flow warms up (pool, scripts); the second is counted.
 
@@ -21,7 +22,6 @@ import asyncio
 import base64
 import contextlib
 import functools
-import secrets
 import sys
 import tempfile
 import time
@@ -38,7 +38,6 @@ from ciba_gateway.app import create_app
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 SECRET = "trips-client-secret-0123456789"  # noqa: S105 - a throwaway bench client
 CIBA = "urn:openid:params:grant-type:ciba"
 STEPS = ("create", "pending poll", "collect", "redeem")
@@ -48,7 +47,8 @@ _METHODS = (
 )  # fmt: skip
 
 
-def config_yaml(url: str, tmp: Path, prefix: str | None) -> str:
+def config_yaml(url: str, tmp: Path, prefix: str | None, polls: int = 0) -> str:
+    """One tenant whose example person approves after ``polls`` pending collects."""
     store = f'{{url: "{url}"' + (f', prefix: "{prefix}"' if prefix else "") + "}"
     return f"""
 store: {store}
@@ -62,7 +62,7 @@ tenants:
     connectors:
       example:
         type: example
-        people: [{{hint: "ssn:199001011239", name: Karl Karlsson, polls: 0}}]
+        people: [{{hint: "ssn:199001011239", name: Karl Karlsson, polls: {polls}}}]
     routes: [{{login_hint: ssn, connector: example}}]
     clients:
       - client_id: callcenter
@@ -71,12 +71,66 @@ tenants:
 """
 
 
+class Clock:
+    """The app's injected clock; token calls move it on by the polling interval."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Flow:
+    """The client side of one poll flow against an in-process app, step by step."""
+
+    def __init__(self, client: AsyncTestClient[Any], clock: Clock) -> None:
+        self.client = client
+        self.clock = clock
+        self.driver = client.app.state.driver
+        secret = base64.b64encode(f"callcenter:{SECRET}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {secret}"}
+        self.auth_req_id = ""
+
+    async def authorize(self) -> None:
+        response = await self.client.post(
+            "/bank/bc-authorize",
+            data={"scope": "openid profile", "login_hint": "ssn:199001011239"},
+            headers=self.headers,
+        )
+        assert response.status_code == 200, response.text
+        self.auth_req_id = response.json()["auth_req_id"]
+
+    async def token(self, expect: int) -> None:
+        self.clock.now += 5
+        response = await self.client.post(
+            "/bank/token",
+            data={"grant_type": CIBA, "auth_req_id": self.auth_req_id},
+            headers=self.headers,
+        )
+        assert response.status_code == expect, response.text
+
+    async def in_app(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        # The app (and the store's connections) live on the test client's loop.
+        return await asyncio.to_thread(self.client.blocking_portal.call, work)
+
+    async def collect(self) -> None:
+        """One driver pass that collects the flow's request."""
+
+        async def once() -> None:
+            assert await self.driver.run_once() == 1
+            await self.driver.drain()
+
+        await self.in_app(once)
+
+
 class Counting:
     """Counts the store's work per step: method calls, SQL statements or Redis commands."""
 
-    def __init__(self, kind: str, store: Any) -> None:
+    def __init__(self, kind: str, store: Any, url: str) -> None:
         self.kind = kind
         self.store = store
+        self.url = url
         self.counts: Counter[str] = Counter()
 
     @contextlib.asynccontextmanager
@@ -84,7 +138,7 @@ class Counting:
         if self.kind == "redis":
             import redis_sizing
 
-            async with redis_sizing.Recorder(REDIS_URL).running() as recorder:
+            async with redis_sizing.Recorder(self.url).running() as recorder:
                 self._recorder = recorder
                 yield self
             return
@@ -125,60 +179,38 @@ class Counting:
 
 async def measure(kind: str) -> list[tuple[str, Counter[str]]]:
     """The round trips of each step of one complete poll flow on store ``kind``."""
-    now = [time.time()]
-    prefix = f"trips-{secrets.token_hex(4)}:" if kind == "redis" else None
-    basic = {"Authorization": "Basic " + base64.b64encode(f"callcenter:{SECRET}".encode()).decode()}
+    if kind != "redis":
+        return await _measure(kind, "")
+    import redis_sizing
+
+    with redis_sizing.private_redis([]) as url:
+        return await _measure(kind, url)
+
+
+async def _measure(kind: str, redis_url: str) -> list[tuple[str, Counter[str]]]:
+    prefix = "trips:" if kind == "redis" else None
+    clock = Clock()
     with tempfile.TemporaryDirectory() as tmp:
-        url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/g.db", "redis": REDIS_URL}[kind]
+        url = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/g.db", "redis": redis_url}[kind]
         config = parse_config(config_yaml(url, Path(tmp), prefix), registry=load_registry())
-        app = create_app(config, clock=lambda: now[0], run_driver=False)
-        try:
-            async with AsyncTestClient(app=app, base_url="http://gateway.local") as client:
-                driver = app.state.driver
-                store = app.state.gateway.engine.store
-                auth_req_id = ""
-
-                async def authorize() -> None:
-                    nonlocal auth_req_id
-                    response = await client.post(
-                        "/bank/bc-authorize",
-                        data={"scope": "openid profile", "login_hint": "ssn:199001011239"},
-                        headers=basic,
-                    )
-                    assert response.status_code == 200, response.text
-                    auth_req_id = response.json()["auth_req_id"]
-
-                async def token(expect: int) -> None:
-                    now[0] += 5
-                    response = await client.post(
-                        "/bank/token",
-                        data={"grant_type": CIBA, "auth_req_id": auth_req_id},
-                        headers=basic,
-                    )
-                    assert response.status_code == expect, response.text
-
-                async def collect_once() -> None:
-                    assert await driver.run_once() == 1
-                    await driver.drain()
-
-                async def collect() -> None:
-                    # The app (and the store's connections) live on the test client's loop.
-                    await asyncio.to_thread(client.blocking_portal.call, collect_once)
-
-                actions = (authorize, lambda: token(400), collect, lambda: token(200))
-                steps: list[tuple[str, Counter[str]]] = []
-                async with Counting(kind, store).attached() as counting:
-                    for _ in range(2):
-                        steps = [
-                            (name, await counting.step(action))
-                            for name, action in zip(STEPS, actions, strict=True)
-                        ]
-                return steps
-        finally:
-            if prefix:
-                import run
-
-                run._redis_cleanup(prefix)
+        app = create_app(config, clock=clock, run_driver=False)
+        async with AsyncTestClient(app=app, base_url="http://gateway.local") as client:
+            flow = Flow(client, clock)
+            actions = (
+                flow.authorize,
+                lambda: flow.token(400),
+                flow.collect,
+                lambda: flow.token(200),
+            )
+            store = app.state.gateway.engine.store
+            steps: list[tuple[str, Counter[str]]] = []
+            async with Counting(kind, store, redis_url).attached() as counting:
+                for _ in range(2):
+                    steps = [
+                        (name, await counting.step(action))
+                        for name, action in zip(STEPS, actions, strict=True)
+                    ]
+            return steps
 
 
 def show(counter: Counter[str]) -> str:

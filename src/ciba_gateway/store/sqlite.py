@@ -13,8 +13,11 @@ last commits, never consistency.
 Each request is one ``requests`` row: the msgpack-encoded ``AuthRequest`` in
 ``data`` plus copies of the fields the store queries (status, version, expiry,
 due time, lease). ``transition`` is a single ``UPDATE ... WHERE version = ?``,
-atomic across processes by itself; ``lease_due`` selects and marks due rows in
-one ``BEGIN IMMEDIATE`` transaction, so two workers never lease the same row.
+atomic across processes by itself; so is ``lease_due``, one ``UPDATE ...
+RETURNING`` that marks the due rows, so two workers never lease the same row.
+Leasing does not re-encode the blob: the columns ``version``, ``lease_owner``
+and ``lease_until`` are authoritative, and every read patches them into the
+decoded request (``transition`` writes blob and columns together).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 import msgspec
 
 from ciba_gateway.errors import StoreError
-from ciba_gateway.flow.model import AuthRequest, Status, with_lease
+from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.store.base import Polled, Value, poller
 
 __all__ = ["SQLiteStore"]
@@ -87,7 +90,7 @@ UPDATE requests
        poll_last = CASE WHEN status = 'pending' AND expires_at > :now AND poll_owner = :owner
                         THEN :now ELSE poll_last END
  WHERE auth_req_id = :id AND expires_at >= :cutoff
-RETURNING data, poll_interval, poll_early
+RETURNING data, version, lease_owner, lease_until, poll_interval, poll_early
 """
 
 _COLUMNS_ADDED = (
@@ -108,7 +111,7 @@ UPDATE requests
            AND expires_at >= ?
          ORDER BY next_poll_at
          LIMIT ?)
-RETURNING data
+RETURNING data, version
 """
 
 _PUT_VALUE = """
@@ -194,12 +197,13 @@ class SQLiteStore:
 
     def _add_pacing_columns(self, conn: sqlite3.Connection) -> None:
         """Upgrade a database of an older release: pacing columns, filled for pending rows."""
-        have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
-        missing = [c for c in _COLUMNS_ADDED if c.split()[0] not in have]
-        if not missing:
+        if not _missing_columns(conn):
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _write_transaction(conn):
+            # Again under the write lock: another worker may have upgraded the file meanwhile.
+            missing = _missing_columns(conn)
+            if not missing:
+                return
             for column in missing:
                 conn.execute(f"ALTER TABLE requests ADD COLUMN {column}")
             rows = conn.execute(
@@ -210,11 +214,6 @@ class SQLiteStore:
                 "UPDATE requests SET poll_owner = ?, poll_interval = ? WHERE auth_req_id = ?",
                 [(poller(r.tenant_id, r.client_id), r.interval, r.auth_req_id) for r in pending],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""
@@ -255,10 +254,11 @@ class SQLiteStore:
         """The request, or None when unknown or past its retention."""
         with self._db() as conn:
             row = conn.execute(
-                "SELECT data FROM requests WHERE auth_req_id = ? AND expires_at >= ?",
+                "SELECT data, version, lease_owner, lease_until FROM requests"
+                " WHERE auth_req_id = ? AND expires_at >= ?",
                 (auth_req_id, self._clock() - self.retention),
             ).fetchone()
-        return None if row is None else self._decoder.decode(row[0])
+        return None if row is None else self._request(*row)
 
     async def poll(
         self, auth_req_id: str, owner: str, now: float, jitter: float, step: int
@@ -277,8 +277,8 @@ class SQLiteStore:
             rows = conn.execute(_POLL, params).fetchall()
         if not rows:
             return None
-        data, interval, early = rows[0]
-        return self._decoder.decode(data), interval if early else None
+        data, version, owner, until, interval, early = rows[0]
+        return self._request(data, version, owner, until), interval if early else None
 
     async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
         """Replace the stored request whose version is ``new.version - 1`` with ``new``.
@@ -308,30 +308,24 @@ class SQLiteStore:
         if limit <= 0:
             return []
         lease_until = now + lease_seconds
-        # One write transaction: the UPDATE marks the due rows and the blobs are
-        # rewritten before any other process can lease or change them.
-        with self._transaction() as conn:
+        with self._db() as conn:
+            # One statement, atomic by itself; fetchall: RETURNING completes when exhausted.
             rows = conn.execute(
                 _LEASE, (owner, lease_until, now, now, now - self.retention, limit)
             ).fetchall()
-            leased = [
-                with_lease(self._decoder.decode(data), owner, lease_until) for (data,) in rows
-            ]
-            self._rewrite_blobs(conn, leased)
+        leased = [self._request(data, version, owner, lease_until) for data, version in rows]
         leased.sort(key=lambda r: (r.next_poll_at or 0.0, r.auth_req_id))
         return leased
 
     async def release_leases(self, owner: str) -> int:
         """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
-        with self._transaction() as conn:
-            rows = conn.execute(
+        with self._db() as conn:
+            cursor = conn.execute(
                 "UPDATE requests SET lease_owner = NULL, lease_until = NULL,"
-                " version = version + 1 WHERE lease_owner = ? RETURNING data",
+                " version = version + 1 WHERE lease_owner = ?",
                 (owner,),
-            ).fetchall()
-            released = [with_lease(self._decoder.decode(data), None, None) for (data,) in rows]
-            self._rewrite_blobs(conn, released)
-        return len(released)
+            )
+        return cursor.rowcount
 
     async def purge_expired(self, now: float) -> int:
         """Delete requests past their retention and expired values; returns how many."""
@@ -428,23 +422,19 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite failed: {exc}") from exc
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the database's write lock from its start."""
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                with suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _rewrite_blobs(self, conn: sqlite3.Connection, requests: list[AuthRequest]) -> None:
-        conn.executemany(
-            "UPDATE requests SET data = ? WHERE auth_req_id = ?",
-            [(self._encoder.encode(r), r.auth_req_id) for r in requests],
+    def _request(
+        self, data: bytes, version: int, owner: str | None, lease_until: float | None
+    ) -> AuthRequest:
+        """The stored request with the row's authoritative version and lease."""
+        request = self._decoder.decode(data)
+        if (version, owner, lease_until) == (
+            request.version,
+            request.lease_owner,
+            request.lease_until,
+        ):
+            return request
+        return msgspec.structs.replace(
+            request, version=version, lease_owner=owner, lease_until=lease_until
         )
 
     def _columns(self, request: AuthRequest) -> tuple[object, ...]:
@@ -458,6 +448,24 @@ class SQLiteStore:
             self._encoder.encode(request),
             request.auth_req_id,
         )
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[str]:
+    have = {row[1] for row in conn.execute("PRAGMA table_info(requests)")}
+    return [c for c in _COLUMNS_ADDED if c.split()[0] not in have]
+
+
+@contextmanager
+def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction that holds the database's write lock from its start."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _as_bytes(row: tuple[object, ...] | None) -> bytes | None:
