@@ -5,6 +5,7 @@ from __future__ import annotations
 from ciba_gateway.connector import ConnectorDeps, Outcome, StartRequest
 from ciba_gateway.flow.engine import FlowEngine, start_request_for
 from ciba_gateway.flow.model import Status
+from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import ValueStore
 
 __all__ = ["NamespacedState", "connector_deps"]
@@ -59,7 +60,7 @@ def connector_deps(
         tenant_id=tenant_id,
         instance_name=instance_name,
         base_url=base_url,
-        state=NamespacedState(engine.values, f"c:{tenant_id}:{instance_name}"),
+        state=NamespacedState(engine.values, namespaces.connector_state(tenant_id, instance_name)),
         resolve=resolve,
         lookup=lookup,
         clock=engine.clock,

@@ -50,6 +50,7 @@ from ciba_gateway.errors import (
     InvalidClientError,
     InvalidRequestError,
 )
+from ciba_gateway.store import namespaces
 from ciba_gateway.tokens import AllowListRegistry, TenantKeys, TokenVerificationError
 
 if TYPE_CHECKING:
@@ -433,7 +434,7 @@ async def verify_client_assertion(
         )
         if claims["exp"] - now > max_lifetime + CLOCK_SKEW:
             raise _Rejected(f"{what} expires too far ahead (at most {int(max_lifetime)} s)")
-        namespace = f"client_assertion:{tenant_id}:{client.client_id}"
+        namespace = namespaces.client_assertions(tenant_id, client.client_id)
         await _use_jti(claims, what, namespace, remember, now)
     except _Rejected as exc:
         raise InvalidClientError(exc.reason) from None
@@ -483,7 +484,7 @@ async def verify_request_object(
             raise _Rejected(f"{what} lifetime (exp - nbf) exceeds 60 minutes")
         if claims.get("client_id", client.client_id) != client.client_id:
             raise _Rejected(f"{what} client_id does not match the authenticated client")
-        namespace = f"request_object:{tenant_id}:{client.client_id}"
+        namespace = namespaces.request_objects(tenant_id, client.client_id)
         await _use_jti(claims, what, namespace, remember, now)
     except _Rejected as exc:
         raise InvalidRequestError(exc.reason) from None

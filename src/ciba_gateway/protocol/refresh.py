@@ -31,6 +31,7 @@ from ciba_gateway.config.model import ClientConfig
 from ciba_gateway.errors import InvalidGrantError
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
+from ciba_gateway.store import namespaces
 from ciba_gateway.tokens import new_opaque_token, seal, token_key, unseal
 
 __all__ = [
@@ -44,10 +45,6 @@ __all__ = [
     "rotate",
 ]
 
-_RT_NS = "rt"
-_USE_NS = "rtuse"
-_USED_NS = "rtused"
-_FAMILY_NS = "rtfam"
 _ALIVE = b"1"
 
 
@@ -70,15 +67,11 @@ class RefreshRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 _decoder = msgspec.json.Decoder(RefreshRecord)
 
 
-def _ns(name: str, tenant: TenantContext) -> str:
-    return f"{name}:{tenant.id}"
-
-
 async def new_family(gateway: Gateway, tenant: TenantContext, now: int) -> tuple[str, int]:
     """Start a family; returns its id and its absolute end (epoch seconds)."""
     family = secrets.token_urlsafe(16)
     lifetime = tenant.config.lifetimes.refresh_token_max
-    await gateway.store.put_value(_ns(_FAMILY_NS, tenant), family, _ALIVE, lifetime)
+    await gateway.store.put_value(namespaces.refresh_families(tenant.id), family, _ALIVE, lifetime)
     return family, now + lifetime
 
 
@@ -111,25 +104,27 @@ async def mint_refresh_token(
         x5t=certificate.thumbprint if bound and certificate is not None else None,
     )
     blob = seal(token, msgspec.json.encode(record))
-    await gateway.store.put_value(_ns(_RT_NS, tenant), token_key(token), blob, max(ttl, 1))
+    await gateway.store.put_value(
+        namespaces.refresh_tokens(tenant.id), token_key(token), blob, max(ttl, 1)
+    )
     return token
 
 
 async def family_alive(gateway: Gateway, tenant: TenantContext, family: str) -> bool:
     """False once the family was revoked or reached its absolute lifetime."""
-    return await gateway.store.get_value(_ns(_FAMILY_NS, tenant), family) is not None
+    return await gateway.store.get_value(namespaces.refresh_families(tenant.id), family) is not None
 
 
 async def revoke_family(gateway: Gateway, tenant: TenantContext, family: str) -> None:
     """End every refresh and access token of the family."""
-    await gateway.store.take_value(_ns(_FAMILY_NS, tenant), family)
+    await gateway.store.take_value(namespaces.refresh_families(tenant.id), family)
 
 
 async def refresh_record(
     gateway: Gateway, tenant: TenantContext, token: str
 ) -> RefreshRecord | None:
     """The record of a refresh token of this tenant (used or not), or None."""
-    blob = await gateway.store.get_value(_ns(_RT_NS, tenant), token_key(token))
+    blob = await gateway.store.get_value(namespaces.refresh_tokens(tenant.id), token_key(token))
     if blob is None:
         return None
     try:
@@ -144,7 +139,10 @@ async def is_active(gateway: Gateway, tenant: TenantContext, token: str) -> Refr
     record = await refresh_record(gateway, tenant, token)
     if record is None or not await family_alive(gateway, tenant, record.family):
         return None
-    if await gateway.store.get_value(_ns(_USED_NS, tenant), token_key(token)) is not None:
+    if (
+        await gateway.store.get_value(namespaces.refresh_used(tenant.id), token_key(token))
+        is not None
+    ):
         return None
     return record
 
@@ -166,7 +164,7 @@ async def rotate(
     if record is None:
         raise InvalidGrantError("the refresh token is invalid or expired")
     ttl = max(record.exp - gateway.clock(), 1.0)
-    first = await gateway.store.remember(_ns(_USE_NS, tenant), token_key(token), ttl)
+    first = await gateway.store.remember(namespaces.refresh_uses(tenant.id), token_key(token), ttl)
     misuse = None
     if not first:
         misuse = "the refresh token was already used; its grant is revoked"
@@ -183,5 +181,5 @@ async def rotate(
         gateway, tenant, record.family
     ):
         raise InvalidGrantError("the refresh token's grant was revoked or has ended")
-    await gateway.store.put_value(_ns(_USED_NS, tenant), token_key(token), _ALIVE, ttl)
+    await gateway.store.put_value(namespaces.refresh_used(tenant.id), token_key(token), _ALIVE, ttl)
     return record

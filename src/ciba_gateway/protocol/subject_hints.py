@@ -13,12 +13,11 @@ import msgspec
 
 from ciba_gateway.config.model import TenantConfig
 from ciba_gateway.connector import LoginHint
+from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import Store, Value
 from ciba_gateway.tokens import seal, unseal
 
 __all__ = ["recall_subject_hint", "subject_hint_value"]
-
-_NAMESPACE = "sub_hint"
 
 
 def _key_material(tenant: TenantConfig, sub: str) -> str:
@@ -28,14 +27,14 @@ def _key_material(tenant: TenantConfig, sub: str) -> str:
 def subject_hint_value(tenant: TenantConfig, sub: str, hint: LoginHint) -> Value:
     """The stored value that records ``sub`` was issued for ``hint`` (for ``put_value``)."""
     blob = seal(_key_material(tenant, sub), msgspec.msgpack.encode(hint))
-    return f"{_NAMESPACE}:{tenant.id}", sub, blob, tenant.lifetimes.id_token_hint
+    return namespaces.subject_hints(tenant.id), sub, blob, tenant.lifetimes.id_token_hint
 
 
 async def recall_subject_hint(store: Store, tenant: TenantConfig, sub: str) -> LoginHint | None:
     """The hint ``sub`` was issued for, or None when unknown or forgotten."""
     if not sub:
         return None
-    blob = await store.get_value(f"{_NAMESPACE}:{tenant.id}", sub)
+    blob = await store.get_value(namespaces.subject_hints(tenant.id), sub)
     if blob is None:
         return None
     try:

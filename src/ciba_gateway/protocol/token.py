@@ -41,6 +41,7 @@ from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.subject_hints import subject_hint_value
+from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import Value
 from ciba_gateway.tokens import (
     SCOPE_CLAIMS,
@@ -66,7 +67,6 @@ __all__ = [
     "userinfo",
 ]
 
-_AT_NS = "at"
 _record_decoder = msgspec.json.Decoder(AccessRecord)
 
 
@@ -302,7 +302,12 @@ def _access_token(
         family=family,
     )
     sealed = seal(access_token, msgspec.json.encode(record))
-    return access_token, (f"{_AT_NS}:{tenant.id}", token_key(access_token), sealed, lifetime)
+    return access_token, (
+        namespaces.access_tokens(tenant.id),
+        token_key(access_token),
+        sealed,
+        lifetime,
+    )
 
 
 def _access_jwt(
@@ -416,7 +421,9 @@ async def access_record(
     gateway: Gateway, tenant: TenantContext, access_token: str
 ) -> AccessRecord | None:
     """The live record of an access token of this tenant, or None."""
-    blob = await gateway.store.get_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
+    blob = await gateway.store.get_value(
+        namespaces.access_tokens(tenant.id), token_key(access_token)
+    )
     if blob is None:
         return None
     try:
@@ -432,7 +439,7 @@ async def access_record(
 
 async def drop_access_token(gateway: Gateway, tenant: TenantContext, access_token: str) -> None:
     """Forget an access token (revocation): it is invalid from now on, on every replica."""
-    await gateway.store.take_value(f"{_AT_NS}:{tenant.id}", token_key(access_token))
+    await gateway.store.take_value(namespaces.access_tokens(tenant.id), token_key(access_token))
 
 
 def holds_binding(record: AccessRecord, certificate: ClientCertificate | None) -> bool:
