@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml $(CONNECTORS) | $(PY)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,otel]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -45,7 +45,7 @@ test: lint prepare
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
-	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m pip install --quiet -e '.[test,otel,bench]'
 	touch $@
 
 bench: $(VENV)/.installed-bench

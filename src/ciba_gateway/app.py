@@ -27,7 +27,7 @@ from litestar.datastructures import State
 from litestar.handlers import asgi
 
 from ciba_gateway.audit import AuditTrail
-from ciba_gateway.config.model import GatewayConfig
+from ciba_gateway.config.model import GatewayConfig, TracingConfig
 from ciba_gateway.connector import (
     Connector,
     ConnectorRegistry,
@@ -50,13 +50,15 @@ from ciba_gateway.protocol.quota import StartLimiter
 from ciba_gateway.store.base import Store
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.tokens import TenantKeys, load_tenant_keys
+from ciba_gateway.tracing import NO_TRACING, Tracing
 from ciba_gateway.web.access_log import AccessLogMiddleware
 from ciba_gateway.web.callbacks import connector_callback
 from ciba_gateway.web.endpoints import ROUTE_HANDLERS
 from ciba_gateway.web.openapi import OPENAPI_CONFIG
 from ciba_gateway.web.responses import EXCEPTION_HANDLERS
+from ciba_gateway.web.tracing import TracingMiddleware
 
-__all__ = ["MAX_REQUEST_BODY", "Runtime", "create_app"]
+__all__ = ["MAX_REQUEST_BODY", "Runtime", "build_tracing", "create_app"]
 
 log = structlog.get_logger("ciba_gateway.app")
 PURGE_EVERY = 60.0
@@ -126,8 +128,10 @@ class Runtime:
         clock: Callable[[], float],
         metrics: Metrics,
         config_path: Path | None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.state = state
+        self.tracing = tracing
         self.config = config
         self.registry = registry
         self.store = store
@@ -142,6 +146,8 @@ class Runtime:
             metrics=metrics,
             on_decision=self.audit.record,
             notify_expiry=config.notifications.on_expiry,
+            tracing=tracing,
+            connector_kinds={cls: name for name, cls in registry.connectors.items()},
         )
         self.connectors: dict[str, dict[str, Connector]] = {}
         self.http: httpx.AsyncClient | None = None
@@ -197,6 +203,7 @@ class Runtime:
                 max_wait=policy.max_wait,
             ),
             metrics=self.metrics,
+            tracing=self.tracing,
         )
         self.driver = Driver(
             self.engine,
@@ -217,6 +224,7 @@ class Runtime:
         await self.start_limiter.aclose()
         await self.store.close()
         self.audit.close()
+        self.tracing.shutdown()
 
     async def reload(self) -> bool:
         """Re-read the config file and swap tenants, clients, routes, keys and connectors.
@@ -301,6 +309,15 @@ def _mount(path: str, inner: Any) -> Any:
     return asgi(path=path, is_mount=True, copy_scope=True)(mounted)
 
 
+def build_tracing(settings: TracingConfig) -> Tracing:
+    """The app's ``Tracing``: OpenTelemetry only when enabled (only then is it imported)."""
+    if not settings.enabled:
+        return NO_TRACING
+    from ciba_gateway.otel import OtelTracing
+
+    return OtelTracing(settings)
+
+
 def create_app(
     config: GatewayConfig,
     *,
@@ -309,18 +326,21 @@ def create_app(
     clock: Callable[[], float] = time.time,
     run_driver: bool = True,
     config_path: str | Path | None = None,
+    tracing: Tracing | None = None,
 ) -> Litestar:
     """Build the gateway app for ``config``.
 
     ``registry`` defaults to the installed plugins; ``store`` to the configured
     one; ``run_driver=False`` leaves polling to the caller (tests drive
     ``app.state.driver.run_once()`` themselves). With ``config_path`` the app
-    reloads that file on SIGHUP.
+    reloads that file on SIGHUP. ``tracing`` replaces the one ``config.tracing``
+    describes (tests export spans to memory).
     """
     registry = registry or load_registry()
     keys: dict[str, TenantKeys] = {t.id: load_tenant_keys(t) for t in config.tenants}
     the_store = store or create_store(config.store, clock=clock)
     metrics = Metrics()
+    the_tracing = tracing or build_tracing(config.tracing)
     path = Path(config_path) if config_path is not None else None
 
     @contextlib.asynccontextmanager
@@ -334,6 +354,7 @@ def create_app(
             clock=clock,
             metrics=metrics,
             config_path=path,
+            tracing=the_tracing,
         )
         app.state.runtime = runtime
         await runtime.start(
@@ -382,5 +403,8 @@ def create_app(
         if config.logging.simulator_requests
         else tuple(f"{s.mount.rstrip('/')}/" for s in config.simulators),
     )
+    if the_tracing.enabled:
+        # Outside the access log: its request line is written inside the span.
+        app.asgi_handler = TracingMiddleware(app.asgi_handler, the_tracing)
     app.state.metrics = metrics
     return app

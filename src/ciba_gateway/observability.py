@@ -18,6 +18,9 @@
 
 Exceptions are rendered to structured data before ``redact`` runs (JSON), so
 their messages are scrubbed too; local variables are never shown.
+
+A line written inside an open span (tracing enabled) carries its ``trace_id`` and
+``span_id`` (``add_trace_ids``, after ``redact``: hex ids are not personal data).
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from ciba_gateway.connector.api import LoginHint
 from ciba_gateway.connector.masking import mask_hint, mask_text
+from ciba_gateway.tracing import current_ids
 
-__all__ = ["REDACTED", "SECRET_KEYS", "auth_req_ref", "configure_logging", "redact"]
+__all__ = [
+    "REDACTED",
+    "SECRET_KEYS",
+    "add_trace_ids",
+    "auth_req_ref",
+    "configure_logging",
+    "redact",
+]
 
 REDACTED = "[redacted]"
 SECRET_KEYS = frozenset(
@@ -132,6 +143,14 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: ``trace_id`` and ``span_id`` of the open span, if any."""
+    ids = current_ids()
+    if ids is not None:
+        event_dict["trace_id"], event_dict["span_id"] = ids
+    return event_dict
+
+
 def _json(obj: Any, **_: Any) -> str:
     # msgspec instead of json.dumps: this runs once per HTTP request (access log).
     return msgspec.json.encode(obj, enc_hook=repr).decode()
@@ -193,6 +212,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
             structlog.processors.add_log_level,
             *exceptions,
             redact,
+            add_trace_ids,
             _UtcTimestamp(),  # after redact: our own clock needs no scrubbing
             renderer,
         ],
@@ -214,6 +234,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 *exceptions,
                 redact,
+                add_trace_ids,
                 renderer,
             ],
         )

@@ -3,7 +3,8 @@
 The configuration itself (structure, rules, cross-references: ``config.load``), and
 the files it names: each tenant's signing key files (a missing one is fine with
 ``generate: true``, the gateway creates it on start), the TLS files of each
-connector's ``http`` settings and the audit trail's files (appendable). Every
+connector's ``http`` settings, the audit trail's files (appendable), and with
+``tracing.enabled`` the packages of the ``otel`` extra. Every
 problem carries its YAML path and, when known, its line and column.
 """
 
@@ -22,6 +23,7 @@ from ciba_gateway.connector.outbound import HttpSettings, tls_file_problems
 from ciba_gateway.connector.registry import ConnectorRegistry
 from ciba_gateway.errors import ConfigError, ConfigProblem
 from ciba_gateway.tokens import key_file_problem
+from ciba_gateway.tracing import missing_packages
 
 __all__ = ["check_config", "log_refused"]
 
@@ -66,7 +68,20 @@ def log_refused(log: Any, exc: ConfigError) -> None:
 
 
 def _file_problems(data: Any) -> Iterator[tuple[str, str]]:
-    """``(path, message)`` for each key, TLS or audit file that would not load."""
+    """``(path, message)`` for each key, TLS or audit file that would not load.
+
+    And for tracing enabled without the packages it needs installed.
+    """
+    tracing = data.get("tracing") if isinstance(data, dict) else None
+    if isinstance(tracing, dict) and tracing.get("enabled") is True:
+        exporter = tracing.get("exporter", "otlp")
+        missing = missing_packages(exporter if isinstance(exporter, str) else "otlp")
+        if missing:
+            yield (
+                "tracing.enabled",
+                "tracing is enabled but the otel extra is not installed "
+                f"(missing {', '.join(missing)}): pip install 'ciba-gateway[otel]'",
+            )
     audit = data.get("audit") if isinstance(data, dict) else None
     for field in ("file", "evidence_file"):
         value = audit.get(field) if isinstance(audit, dict) else None

@@ -92,3 +92,47 @@ def test_a_file_that_is_not_a_key_is_reported_with_the_rest(tmp_path: Path) -> N
     assert "tenants[0].keys[0].file: key 'acme-2026-1':" in lines[0]
     assert "is not a JSON Web Key" in lines[0]
     assert "tenants[0].connectors.bankid.http.timeout: expected a number, got text" in lines[1]
+
+
+def _run_check_without_otel(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-config in a process where opentelemetry cannot be imported (no extra)."""
+    script = (
+        "import sys; sys.modules['opentelemetry'] = None; "
+        "from ciba_gateway.cli import main; sys.exit(main(['check-config', sys.argv[1]]))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **EXAMPLE_SECRETS},
+        check=False,
+    )
+
+
+def test_tracing_enabled_without_the_extra_is_refused(tmp_path: Path) -> None:
+    """tracing.enabled without the otel packages is one line naming the extra; exit 1."""
+    path = example_with_its_files(tmp_path)
+    path.write_text(path.read_text() + "tracing: {enabled: true}\n")
+    result = _run_check_without_otel(path)
+    assert result.returncode == 1, result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert "tracing.enabled:" in line
+    assert "pip install 'ciba-gateway[otel]'" in line
+    assert "opentelemetry-sdk" in line and "opentelemetry-exporter-otlp-proto-http" in line
+
+
+def test_tracing_disabled_needs_no_extra(tmp_path: Path) -> None:
+    """A tracing section that leaves tracing off passes without the otel packages."""
+    path = example_with_its_files(tmp_path)
+    path.write_text(path.read_text() + "tracing: {enabled: false, exporter: console}\n")
+    result = _run_check_without_otel(path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_tracing_enabled_with_the_extra_passes(tmp_path: Path) -> None:
+    """With the extra installed (the test environment has it) tracing may be enabled."""
+    path = example_with_its_files(tmp_path)
+    path.write_text(path.read_text() + "tracing: {enabled: true, sample_ratio: 0.25}\n")
+    result = run_check(path, env=EXAMPLE_SECRETS)
+    assert result.returncode == 0, result.stderr

@@ -42,6 +42,7 @@ __all__ = [
     "StoreTLSConfig",
     "SubjectConfig",
     "TenantConfig",
+    "TracingConfig",
 ]
 
 SIGNING_ALGS = ("ES256", "RS256", "PS256", "EdDSA")
@@ -137,6 +138,31 @@ class LoggingConfig(Base, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     simulator_requests: bool = False
     """Log each request to the in-process simulators too (off: one line per upstream poll)."""
+
+
+class TracingConfig(Base, kw_only=True):
+    """OpenTelemetry traces (needs the ``otel`` extra); docs/operations.md, "Tracing"."""
+
+    enabled: bool = False
+    exporter: Literal["otlp", "console", "none"] = "otlp"
+    """``otlp``: OTLP over HTTP to ``endpoint``; ``console``: spans on stdout (development);
+    ``none``: no export, trace ids in the log lines only."""
+    endpoint: str | None = None
+    """OTLP traces URL; unset: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or localhost:4318."""
+    service_name: Annotated[str, Meta(min_length=1, max_length=100)] = "ciba-gateway"
+    sample_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0
+    """Share of the traces the gateway starts that are kept (their spans follow)."""
+    accept_traceparent: bool = False
+    """Continue a caller's trace from its W3C ``traceparent`` header (and its sampling)."""
+    propagate: bool = False
+    """Send ``traceparent`` to upstreams and notification endpoints (third parties)."""
+
+    def __post_init__(self) -> None:
+        if self.endpoint is not None:
+            if self.exporter != "otlp":
+                raise ValueError("tracing.endpoint is only used with exporter: otlp")
+            if urlsplit(self.endpoint).scheme not in {"http", "https"}:
+                raise ValueError("tracing.endpoint must be an http or https URL")
 
 
 class KeyConfig(Base, kw_only=True):
@@ -567,6 +593,7 @@ class GatewayConfig(Base, kw_only=True):
     notifications: NotificationsConfig = NotificationsConfig()
     driver: DriverConfig = DriverConfig()
     audit: AuditConfig = AuditConfig()
+    tracing: TracingConfig = TracingConfig()
 
     def __post_init__(self) -> None:
         if not self.tenants:

@@ -16,6 +16,11 @@ a request from another loop gets a session of its own.
 skips httpx's Request and Response objects, which cost as much CPU as aiohttp's own
 work for a small JSON call; through any other transport (a test's simulator) it
 builds them as usual. A connector polling an upstream at scale calls it directly.
+
+Both ways are traced here, once for every connector: inside an open span of the
+gateway (``tracing.active()``) each request is a client span with its method,
+host, port, scheme and status, never its path, query or body, and carries
+``traceparent`` only when ``tracing.propagate`` is on.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import NamedTuple
 
 import aiohttp
 import httpx
 from yarl import URL
+
+from ciba_gateway.tracing import Span, Tracing, active
 
 __all__ = ["AiohttpTransport", "Answer", "exchange"]
 
@@ -81,6 +88,46 @@ async def exchange(
     Raises httpx's ``TransportError`` classes on any failure of the wire, and
     ``RemoteProtocolError`` for an answer over ``max_bytes``.
     """
+    tracing = active()
+    if tracing is None:
+        return await _exchange(transport, method, url, content, headers, timeouts, max_bytes)
+    with _http_span(tracing, method, url) as span:
+        answer = await _exchange(
+            transport, method, url, content, tracing.outgoing(headers), timeouts, max_bytes
+        )
+        _status(span, answer.status)
+        return answer
+
+
+def _http_span(tracing: Tracing, method: str, url: httpx.URL) -> AbstractContextManager[Span]:
+    """The client span of one upstream request: where it went, not what it said."""
+    return tracing.span(
+        method,
+        kind="client",
+        attributes={
+            "http.request.method": method,
+            "server.address": url.host,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "url.scheme": url.scheme,
+        },
+    )
+
+
+def _status(span: Span, status: int) -> None:
+    span.set("http.response.status_code", status)
+    if status >= 400:
+        span.fail(str(status))
+
+
+async def _exchange(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    url: httpx.URL,
+    content: bytes,
+    headers: Mapping[str, str],
+    timeouts: httpx.Timeout,
+    max_bytes: int,
+) -> Answer:
     if isinstance(transport, AiohttpTransport):
         return await transport.exchange(method, url, content, headers, timeouts, max_bytes)
     request = httpx.Request(
@@ -243,6 +290,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; the answer's body streams from the connection."""
+        tracing = active()
+        if tracing is None:
+            return await self._send(request)
+        with _http_span(tracing, request.method, request.url) as span:
+            for name, value in tracing.outgoing({}).items():
+                request.headers[name] = value
+            response = await self._send(request)
+            _status(span, response.status_code)
+            return response
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
         session = self._session_here()
         given = request.extensions.get("timeout", {})
         body = await request.aread()

@@ -205,8 +205,11 @@ class Driver:
             return
         started = engine.clock()
         try:
-            async with engine.metrics.upstream(request.connector, "poll"):
+            async with engine.connector_call(
+                request.tenant_id, request.connector, connector, "poll"
+            ) as span:
                 result = await connector.poll(request.session)
+                span.set("ciba.outcome", type(result).__name__.lower())
         except UpstreamUnavailable as exc:
             log.warning("upstream_unavailable", connector=request.connector, reason=exc.description)
             await engine.reschedule(self._held(key), self.retry_delay)
@@ -271,7 +274,9 @@ class Driver:
 
     async def _cancel(self, connector: Connector, request: AuthRequest) -> None:
         try:
-            async with self.engine.metrics.upstream(request.connector, "cancel"):
+            async with self.engine.connector_call(
+                request.tenant_id, request.connector, connector, "cancel"
+            ):
                 await connector.cancel(request.session or {})
         except Exception:
             log.warning("connector_cancel_failed", connector=request.connector)

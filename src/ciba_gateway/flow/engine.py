@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -65,6 +65,7 @@ from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.flow.notify import Delivery
 from ciba_gateway.metrics import Metrics
 from ciba_gateway.store.base import Polled, Store, Value, ValueStore, poller
+from ciba_gateway.tracing import NO_TRACING, Span, Tracing
 
 __all__ = ["SLOW_DOWN_STEP", "FlowEngine", "NewRequest", "start_request_for"]
 
@@ -114,8 +115,13 @@ class FlowEngine:
         metrics: Metrics | None = None,
         on_decision: Callable[[AuthRequest], None] | None = None,
         notify_expiry: bool = True,
+        tracing: Tracing = NO_TRACING,
+        connector_kinds: Mapping[type, str] | None = None,
     ) -> None:
         self.store = store
+        self.tracing = tracing
+        self.connector_kinds = connector_kinds or {}
+        """Connector class -> its ``type`` name in the config (a span attribute)."""
         self.notify_expiry = notify_expiry
         """Ping/push clients are told of a lifetime expiry (``notifications.on_expiry``)."""
         self.clock = clock
@@ -127,6 +133,27 @@ class FlowEngine:
     def values(self) -> ValueStore:
         """The store's small-value space (replay caches, tokens): everything but requests."""
         return self.store
+
+    @contextlib.asynccontextmanager
+    async def connector_call(
+        self, tenant_id: str, name: str, connector: Connector, operation: str
+    ) -> AsyncIterator[Span]:
+        """Time, count and trace one ``start``, ``poll`` or ``cancel`` of ``connector``.
+
+        The one place connector calls are measured (the driver's polls and cancels
+        too); upstream HTTP calls made inside become child spans of this one.
+        """
+        attributes = None
+        if self.tracing.enabled:
+            attributes = {
+                "ciba.tenant": tenant_id,
+                "ciba.connector": name,
+                "ciba.connector.kind": self.connector_kinds.get(type(connector), "unknown"),
+                "ciba.operation": operation,
+            }
+        async with self.metrics.upstream(name, operation):
+            with self.tracing.span(f"connector.{operation}", attributes=attributes) as span:
+                yield span
 
     # --- the one writer -----------------------------------------------------
 
@@ -192,8 +219,9 @@ class FlowEngine:
             end_user_ip=new.end_user_ip,
             **_shared_start_fields(new),
         )
-        async with self.metrics.upstream(new.connector, "start"):
+        async with self.connector_call(new.tenant_id, new.connector, connector, "start") as span:
             started = await connector.start(start)
+            span.set("ciba.outcome", "started")
         request = transitions.begin(
             start,
             started,
@@ -208,7 +236,8 @@ class FlowEngine:
             await self.store.create(request)
         except BaseException:
             with contextlib.suppress(Exception):
-                await connector.cancel(started.session)
+                async with self.connector_call(new.tenant_id, new.connector, connector, "cancel"):
+                    await connector.cancel(started.session)
             raise
         self.metrics.flows_started.labels(new.tenant_id, new.connector).inc()
         return request

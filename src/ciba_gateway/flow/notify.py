@@ -36,6 +36,7 @@ from tenacity import wait_exponential
 
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.metrics import Metrics
+from ciba_gateway.tracing import NO_TRACING, Tracing
 
 __all__ = ["Delivery", "DeliveryPolicy", "Notifier", "PushPayloadBuilder"]
 
@@ -106,8 +107,10 @@ class Notifier:
         open_push: PayloadOpener,
         policy: DeliveryPolicy | None = None,
         metrics: Metrics | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.http = http
+        self.tracing = tracing
         self.endpoint_for = endpoint_for
         self.build_push = build_push
         self.open_push = open_push
@@ -128,7 +131,24 @@ class Notifier:
         return msgspec.json.encode(body)
 
     async def attempt(self, request: AuthRequest, now: float) -> Delivery:
-        """Try once: delivered, retry later, or failed for good."""
+        """Try once: delivered, retry later, or failed for good (one span when traced)."""
+        if not self.tracing.enabled:
+            return await self._attempt(request, now)
+        attributes = {
+            "ciba.tenant": request.tenant_id,
+            "ciba.client_id": request.client_id,
+            "ciba.delivery_mode": request.delivery_mode,
+            "ciba.notification.attempt": request.notify_attempts + 1,
+        }
+        name = f"notification.{request.delivery_mode}"
+        with self.tracing.span(name, attributes=attributes) as span:
+            delivery = await self._attempt(request, now)
+            span.set("ciba.outcome", delivery.state)
+            if delivery.state != "delivered":
+                span.fail(delivery.state)
+            return delivery
+
+    async def _attempt(self, request: AuthRequest, now: float) -> Delivery:
         endpoint = self.endpoint_for(request)
         fields = _log_fields(request)
         if endpoint is None or not request.client_notification_token:

@@ -53,6 +53,7 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
+            scope["ciba_status"] = status  # the tracing middleware around it reads it
             seconds = time.perf_counter() - started
             if scope.get("route_handler") is None or fields.pop("unrouted", False):
                 endpoint = UNROUTED
