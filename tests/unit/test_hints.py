@@ -11,11 +11,7 @@ from hypothesis import strategies as st
 from ciba_gateway.connector.api import LoginHint
 from ciba_gateway.connector.national_id import is_national_id
 from ciba_gateway.errors import InvalidRequestError
-from ciba_gateway.protocol.hints import (
-    MAX_HINT_LENGTH,
-    hint_matches,
-    parse_login_hint,
-)
+from ciba_gateway.protocol.hints import MAX_HINT_LENGTH, parse_login_hint
 
 TODAY = date(2026, 5, 9)
 
@@ -360,40 +356,3 @@ class TestGeneral:
         yesterday = date.today() - timedelta(days=1)
         number = se12(yesterday.strftime("%Y%m%d"), "123")
         assert parse_login_hint(f"ssn:{number[2:]}").value == number
-
-
-class TestHintMatches:
-    SE = LoginHint(kind="ssn", value="199001011239", country="SE")
-    NO = LoginHint(kind="ssn", value="15108695088", country="NO")
-    TEL = LoginHint(kind="tel", value="+46701234567")
-
-    def test_bare_kind(self) -> None:
-        """A pattern without ':' compares the kind only."""
-        assert hint_matches("ssn", self.SE)
-        assert hint_matches("tel", self.TEL)
-        assert not hint_matches("tel", self.SE)
-
-    def test_glob_on_kind_and_value(self) -> None:
-        """tel:+46* selects Swedish mobile numbers only."""
-        assert hint_matches("tel:+46*", self.TEL)
-        assert not hint_matches("tel:+47*", self.TEL)
-        assert hint_matches("tel:*", self.TEL)
-        assert not hint_matches("tel:*", self.SE)
-
-    def test_country_form_for_ssn(self) -> None:
-        """ssn:NO:* selects Norwegian numbers and ssn:* selects both."""
-        assert hint_matches("ssn:NO:*", self.NO)
-        assert not hint_matches("ssn:NO:*", self.SE)
-        assert hint_matches("ssn:*", self.NO)
-        assert hint_matches("ssn:1990*", self.SE)
-
-    def test_aliases_in_patterns(self) -> None:
-        """phone and sub:ssn work in patterns as they do in hints."""
-        assert hint_matches("phone:+46*", self.TEL)
-        assert hint_matches("phone", self.TEL)
-        assert hint_matches("sub:ssn:SE:*", self.SE)
-
-    def test_match_is_case_sensitive(self) -> None:
-        """fnmatchcase semantics: SSN is not ssn."""
-        assert not hint_matches("SSN", self.SE)
-        assert hint_matches("*", self.SE)

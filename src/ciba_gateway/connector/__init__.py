@@ -13,7 +13,13 @@ from ciba_gateway.connector.masking import (
     mask_phone,
     mask_text,
 )
-from ciba_gateway.connector.national_id import is_national_id
+from ciba_gateway.connector.national_id import (
+    NationalIdError,
+    is_national_id,
+    luhn_ok,
+    parse_norwegian,
+    parse_swedish,
+)
 from ciba_gateway.connector.outbound import (
     HttpSettings,
     build_client,
@@ -50,6 +56,7 @@ __all__ = [
     "ConnectorRegistry",
     "HttpSettings",
     "JsonLimitError",
+    "NationalIdError",
     "PluginError",
     "build_client",
     "build_transport",
@@ -64,6 +71,9 @@ __all__ = [
     "mask_national_id",
     "mask_phone",
     "mask_text",
+    "parse_norwegian",
+    "parse_swedish",
     "retrying",
     "load_registry",
+    "luhn_ok",
 ]

@@ -1,4 +1,4 @@
-"""CIBA ``login_hint`` parsing and route matching.
+"""CIBA ``login_hint`` parsing.
 
 Grammar (kinds are case-insensitive; surrounding whitespace is ignored)::
 
@@ -9,22 +9,11 @@ Grammar (kinds are case-insensitive; surrounding whitespace is ignored)::
     email-hint  = "email:" local "@" domain
     extra-hint  = kind ":" value       ; only kinds passed in ``extra_kinds`` (connector-declared)
 
-National ids (UPSTREAMS.md section 5):
-
-- Swedish personnummer / samordningsnummer: ``YYYYMMDDNNNC`` or ``YYYYMMDD-NNNC``
-  (12 digits), ``YYMMDDNNNC``, ``YYMMDD-NNNC`` or ``YYMMDD+NNNC`` (10 digits). The
-  Luhn check digit is computed over the 10-digit form; a samordningsnummer has day
-  + 60. The 10-digit form gets its century from ``today``: ``-`` (or none) means
-  under 100 years old, ``+`` means 100 or older. The ``+`` separator is rejected on
-  the 12-digit form, which carries its century. Normalized to 12 digits
-  ``YYYYMMDDNNNC`` (day + 60 kept for a samordningsnummer), country ``SE``.
-- Norwegian fødselsnummer: 11 digits ``DDMMYYIIIK1K2`` with both mod-11 checks;
-  D-number (day + 40), H-number (month + 40) and FH-number (first digit 8 or 9,
-  no date, checksums only) are accepted; the century comes from ``III``. With
-  ``allow_test_numbers`` the synthetic test identities (month + 80) pass too.
-  Country ``NO``.
-- Without a country, 10 or 12 digits (or a ``-``/``+`` separator) mean SE and 11
-  digits mean NO. A birth date after ``today`` is rejected.
+A national id is read by ``ciba_gateway.connector.national_id`` (the forms, check
+digits and birth-date rules of UPSTREAMS.md section 5): a Swedish number becomes 12
+digits with country ``SE``, a Norwegian one stays as sent with country ``NO``.
+Without a country, 10 or 12 digits (or a ``-``/``+`` separator) mean SE and 11
+digits mean NO.
 
 A ``+`` in an unencoded form body arrives as a space, so the errors for a phone
 number or a 10-digit personnummer that contain a space say to send ``%2B``.
@@ -36,21 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
-from fnmatch import fnmatchcase
 
 from ciba_gateway.connector.api import LoginHint
 from ciba_gateway.connector.national_id import (
+    NationalIdError,
     is_digits,
-    luhn_ok,
-    no_birth_date_parts,
-    no_checksums_ok,
+    parse_norwegian,
+    parse_swedish,
 )
 from ciba_gateway.errors import InvalidRequestError
 
 __all__ = [
+    "KIND_ALIASES",
     "MAX_HINT_LENGTH",
     "SUPPORTED_KINDS",
-    "hint_matches",
     "parse_login_hint",
 ]
 
@@ -59,7 +47,8 @@ MAX_HINT_LENGTH = 320
 SUPPORTED_KINDS = ("email", "phone", "ssn", "sub:ssn", "tel")
 """The built-in kinds as written in a hint; ``phone`` and ``sub:ssn`` are aliases."""
 
-_KIND_ALIASES = {"phone": "tel"}
+KIND_ALIASES = {"phone": "tel"}
+"""Kinds written another way in a hint (or a route pattern) and the kind they mean."""
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_KINDS)
 
 
@@ -92,7 +81,7 @@ def parse_login_hint(
     if not sep:
         raise _invalid(f"expected kind:value, supported kinds: {_SUPPORTED_TEXT}")
     kind = kind.lower()
-    kind = _KIND_ALIASES.get(kind, kind)
+    kind = KIND_ALIASES.get(kind, kind)
     if kind == "sub":
         sub_kind, sep, value = value.partition(":")
         if not sep or sub_kind.lower() != "ssn":
@@ -128,64 +117,14 @@ def _parse_ssn(value: str, today: date, allow_test_numbers: bool) -> LoginHint:
         raise _invalid(
             "expected a Swedish (10 or 12 digits) or Norwegian (11 digits) personal number"
         )
-    if country == "NO":
-        normalized = _parse_no(number, today, allow_test_numbers)
-    else:
-        normalized = _parse_se(number, today)
-    return LoginHint(kind="ssn", value=normalized, country=country)
-
-
-def _parse_se(value: str, today: date) -> str:
-    """A Swedish personnummer or samordningsnummer, normalized to 12 digits."""
-    separator = "-"
-    if len(value) in (11, 13) and value[-5] in "-+ ":
-        separator = value[-5]
-        value = value[:-5] + value[-4:]
-    if separator == " ":
-        raise _invalid("a space in a personal number (send the + separator as %2B)")
-    if not is_digits(value) or len(value) not in (10, 12):
-        raise _invalid("a Swedish personal number has 10 or 12 digits")
-    if not luhn_ok(value[-10:]):
-        raise _invalid("the check digit of the Swedish personal number is wrong")
-    month, day = int(value[-8:-6]), int(value[-6:-4])
-    if day > 60:
-        day -= 60  # samordningsnummer
-    if len(value) == 12:
-        if separator == "+":
-            raise _invalid("the + separator is only used with the 10-digit form")
-        year = int(value[:4])
-    else:
-        yy = int(value[:2])
-        year = today.year - (today.year - yy) % 100
-        if (year, month, day) > (today.year, today.month, today.day):
-            year -= 100
-        if separator == "+":
-            year -= 100
-    _check_birth_date(year, month, day, today)
-    return value if len(value) == 12 else f"{year:04d}{value[2:]}"
-
-
-def _parse_no(value: str, today: date, allow_test_numbers: bool) -> str:
-    """A Norwegian fødselsnummer (or D-, H-, FH-number), returned unchanged."""
-    if not is_digits(value) or len(value) != 11:
-        raise _invalid("a Norwegian personal number has 11 digits")
-    if not no_checksums_ok(value):
-        raise _invalid("the check digits of the Norwegian personal number are wrong")
-    birth = no_birth_date_parts(value, allow_test_numbers)
-    if birth is None:
-        raise _invalid("the Norwegian personal number has no valid birth date")
-    if birth:  # () is an FH-number, which carries no date
-        _check_birth_date(*birth, today)
-    return value
-
-
-def _check_birth_date(year: int, month: int, day: int, today: date) -> None:
     try:
-        born = date(year, month, day)
-    except ValueError:
-        raise _invalid("the personal number has no valid birth date") from None
-    if born > today:
-        raise _invalid("the personal number has a birth date in the future")
+        if country == "NO":
+            normalized = parse_norwegian(number, today, allow_test_numbers=allow_test_numbers)
+        else:
+            normalized = parse_swedish(number, today)
+    except NationalIdError as exc:
+        raise _invalid(str(exc)) from None
+    return LoginHint(kind="ssn", value=normalized, country=country)
 
 
 def _parse_e164(value: str) -> str:
@@ -219,29 +158,3 @@ def _parse_email(value: str) -> str:
     ):
         raise _invalid("the email domain is not a valid host name")
     return f"{local}@{domain.lower()}"
-
-
-# --- routing -----------------------------------------------------------------
-
-
-def hint_matches(pattern: str, hint: LoginHint) -> bool:
-    """Whether a route's ``login_hint`` pattern selects ``hint``.
-
-    A pattern without ``:`` is matched against the kind alone (``ssn``, ``tel``);
-    otherwise it is an ``fnmatchcase`` glob on ``kind:value`` (``tel:+46*``). An
-    ``ssn`` hint with a country also matches as ``ssn:<country>:<value>``, so
-    ``ssn:NO:*`` selects Norwegian numbers. The aliases ``phone`` and ``sub:ssn``
-    work in patterns too.
-    """
-    kind, sep, rest = pattern.partition(":")
-    kind = _KIND_ALIASES.get(kind, kind)
-    if not sep:
-        return fnmatchcase(hint.kind, kind)
-    if kind == "sub" and rest.startswith("ssn:"):
-        kind, rest = "ssn", rest[4:]
-    glob = f"{kind}:{rest}"
-    if fnmatchcase(f"{hint.kind}:{hint.value}", glob):
-        return True
-    return hint.country is not None and fnmatchcase(
-        f"{hint.kind}:{hint.country}:{hint.value}", glob
-    )

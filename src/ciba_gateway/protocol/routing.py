@@ -15,13 +15,37 @@ Rules, in order:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 
 from ciba_gateway.config.model import RouteConfig
 from ciba_gateway.connector import LoginHint
 from ciba_gateway.errors import InvalidRequestError
-from ciba_gateway.protocol.hints import hint_matches
+from ciba_gateway.protocol.hints import KIND_ALIASES
 
-__all__ = ["select_route"]
+__all__ = ["hint_matches", "select_route"]
+
+
+def hint_matches(pattern: str, hint: LoginHint) -> bool:
+    """Whether a route's ``login_hint`` pattern selects ``hint``.
+
+    A pattern without ``:`` is matched against the kind alone (``ssn``, ``tel``);
+    otherwise it is an ``fnmatchcase`` glob on ``kind:value`` (``tel:+46*``). An
+    ``ssn`` hint with a country also matches as ``ssn:<country>:<value>``, so
+    ``ssn:NO:*`` selects Norwegian numbers. The aliases ``phone`` and ``sub:ssn``
+    work in patterns too.
+    """
+    kind, sep, rest = pattern.partition(":")
+    kind = KIND_ALIASES.get(kind, kind)
+    if not sep:
+        return fnmatchcase(hint.kind, kind)
+    if kind == "sub" and rest.startswith("ssn:"):
+        kind, rest = "ssn", rest[4:]
+    glob = f"{kind}:{rest}"
+    if fnmatchcase(f"{hint.kind}:{hint.value}", glob):
+        return True
+    return hint.country is not None and fnmatchcase(
+        f"{hint.kind}:{hint.country}:{hint.value}", glob
+    )
 
 
 def _hint_ok(route: RouteConfig, hint: LoginHint) -> bool:

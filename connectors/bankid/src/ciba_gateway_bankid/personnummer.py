@@ -1,13 +1,17 @@
 """Swedish personal identity numbers (personnummer / samordningsnummer), 12-digit form.
 
 The rules (UPSTREAMS.md section 5.2): ``YYYYMMDDNNNC``; a samordningsnummer has
-day + 60; ``C`` is a Luhn check digit over the 10-digit form ``YYMMDDNNN``.
+day + 60; ``C`` is a Luhn check digit over the 10-digit form ``YYMMDDNNN``. The
+gateway's ``national_id`` reads every form of login hint; this module holds what
+the BankID wire format (always 12 digits) needs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+
+from ciba_gateway.connector import luhn_ok
 
 __all__ = ["birthdate", "check_digit", "is_valid"]
 
@@ -38,4 +42,4 @@ def birthdate(pnr: str) -> dt.date | None:
 
 def is_valid(pnr: str) -> bool:
     """True for 12 digits with a real date and a correct check digit."""
-    return birthdate(pnr) is not None and check_digit(pnr[2:11]) == int(pnr[11])
+    return birthdate(pnr) is not None and luhn_ok(pnr[2:])
