@@ -244,6 +244,14 @@ async def test_log_lines_carry_the_trace_id(traced: Traced) -> None:
     poll = spans[collected["span_id"]]
     assert poll.name == "connector.poll"
     assert collected["trace_id"] == format(poll.context.trace_id, "032x")
+    # The decision, logged after the connector call returned, is in the driver's step span,
+    # whose child the connector call is.
+    (finished,) = [e for e in logs if e["event"] == "flow_finished"]
+    drive = spans[finished["span_id"]]
+    assert drive.name == "flow.drive"
+    assert drive.attributes["ciba.tenant"] == "acme"
+    assert poll.parent is not None and poll.parent.span_id == drive.context.span_id
+    assert finished["trace_id"] == collected["trace_id"]
 
 
 async def test_propagation_sends_traceparent_when_configured(

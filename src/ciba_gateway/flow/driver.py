@@ -185,10 +185,21 @@ class Driver:
 
     async def _process(self, key: str) -> None:
         request = self._held(key)
-        engine = self.engine
         if request.status is not Status.PENDING:
             await self._notify(key)
             return
+        tracing = self.engine.tracing
+        attributes = None
+        if tracing.enabled:
+            attributes = {"ciba.tenant": request.tenant_id, "ciba.connector": request.connector}
+        # One span for the whole step, so the decision's log and audit lines written
+        # after the connector call (flow_finished, ...) carry its trace id too.
+        with tracing.span("flow.drive", attributes=attributes):
+            await self._drive(key, request)
+
+    async def _drive(self, key: str, request: AuthRequest) -> None:
+        """Poll the upstream of one leased pending request and apply what it says."""
+        engine = self.engine
         connector = self.connectors(request.tenant_id, request.connector)
         if connector is None:
             failed = Failed(reason="the connector is not configured")
