@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ciba_gateway.connector.testing import issue_test_pki
-from ciba_gateway.tokens import write_private_jwk
+from ciba_gateway.tokens.keys import write_private_jwk
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "gateway.example.yaml"
 EXAMPLE_SECRETS = {

@@ -49,7 +49,7 @@ from ciba_gateway.protocol.push import PushHooks
 from ciba_gateway.protocol.quota import StartLimiter
 from ciba_gateway.store.base import Store
 from ciba_gateway.store.factory import create_store
-from ciba_gateway.tokens import TenantKeys, load_tenant_keys
+from ciba_gateway.tokens.keys import TenantKeys, load_tenant_keys
 from ciba_gateway.tracing import NO_TRACING, Tracing
 from ciba_gateway.web.access_log import AccessLogMiddleware
 from ciba_gateway.web.callbacks import connector_callback

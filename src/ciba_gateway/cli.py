@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _keys_generate(args: argparse.Namespace) -> int:
-    from ciba_gateway.tokens import generate_private_jwk, write_private_jwk
+    from ciba_gateway.tokens.keys import generate_private_jwk, write_private_jwk
 
     if args.out is None:
         print(json.dumps(generate_private_jwk(args.alg, args.kid), indent=2))

@@ -22,7 +22,7 @@ from ciba_gateway.config.model import GatewayConfig, KeyConfig
 from ciba_gateway.connector.outbound import HttpSettings, tls_file_problems
 from ciba_gateway.connector.registry import ConnectorRegistry
 from ciba_gateway.errors import ConfigError, ConfigProblem
-from ciba_gateway.tokens import key_file_problem
+from ciba_gateway.tokens.keys import key_file_problem
 from ciba_gateway.tracing import missing_packages
 
 __all__ = ["check_config", "log_refused"]

@@ -37,7 +37,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from ciba_gateway.connector import load_registry
 from ciba_gateway.errors import ConfigError
 from ciba_gateway.preflight import check_config, log_refused
-from ciba_gateway.tokens import load_tenant_keys
+from ciba_gateway.tokens.keys import load_tenant_keys
 
 __all__ = [
     "CONFIG_ENV",

@@ -31,7 +31,7 @@ import httpx
 import pytest
 import uvicorn
 
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 from tests.e2e.processes import Process, free_ports
 from tests.e2e.test_replicas import (
     REDIS_URL,

@@ -42,7 +42,7 @@ import redis
 import uvicorn
 from ciba_gateway_bankid.personnummer import check_digit
 
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 from tests.contract.test_store_contract import REDIS_URL
 from tests.e2e.processes import Process, free_ports
 

@@ -20,7 +20,7 @@ from ciba_gateway.config.load import parse_config
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import load_registry
 from ciba_gateway.flow.driver import Driver
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 CIBA = "urn:openid:params:grant-type:ciba"
 SECRET = "callcenter-secret-0123456789"

@@ -31,7 +31,7 @@ from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
 from ciba_gateway.connector.testing import FakeClock, TestPki, issue_test_pki
 from ciba_gateway.errors import ConfigError
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 from tests.mtls_kit import PROXY, client_cert_header
 
 CIBA = "urn:openid:params:grant-type:ciba"

@@ -14,7 +14,7 @@ from joserfc.jwk import KeySet
 from ciba_gateway.cli import main
 from ciba_gateway.config.load import parse_config
 from ciba_gateway.connector import load_registry
-from ciba_gateway.tokens import load_tenant_keys
+from ciba_gateway.tokens.keys import load_tenant_keys
 from tests.integration.conftest import Harness
 
 

@@ -20,7 +20,7 @@ from ciba_gateway.config.load import parse_config
 from ciba_gateway.config.model import GatewayConfig
 from ciba_gateway.connector import load_registry
 from ciba_gateway.connector.testing import FakeClock
-from ciba_gateway.tokens import token_hash
+from ciba_gateway.tokens.id_token import token_hash
 from tests.contract.test_store_contract import REDIS_URL, fresh_redis_prefix
 from tests.integration.test_introspection import basic
 from tests.integration.test_ping_push import REFRESHER_SECRET, Setup, push_keys

@@ -30,7 +30,7 @@ from ciba_gateway.connector import (
     load_registry,
 )
 from ciba_gateway.connector.testing import FakeClock
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 SECRET = "refusals-secret-0123456789abcdef"
 

@@ -28,7 +28,7 @@ from ciba_gateway.protocol.certificates import (
     presented_certificate,
     verify_chain,
 )
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 from tests.mtls_kit import certificate
 
 

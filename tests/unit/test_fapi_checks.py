@@ -18,7 +18,7 @@ from ciba_gateway.config.model import (
     TenantConfig,
 )
 from ciba_gateway.protocol.fapi import fapi_algs
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 EC_KEY = {k: v for k, v in generate_private_jwk("ES256", "k").items() if k != "d"}
 STRONG = ClientAuth(method="private_key_jwt", jwks={"keys": [EC_KEY]})

@@ -35,7 +35,8 @@ from ciba_gateway.protocol.jose import (
     verify_login_hint_token,
     verify_request_object,
 )
-from ciba_gateway.tokens import TenantKeys, load_tenant_keys, mint_id_token
+from ciba_gateway.tokens.id_token import mint_id_token
+from ciba_gateway.tokens.keys import TenantKeys, load_tenant_keys
 
 NOW = 1_700_000_000.0
 ISSUER = "https://gw.example/demo"

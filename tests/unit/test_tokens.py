@@ -1,4 +1,4 @@
-"""Keys, JWKS, sub, scope claims, ID tokens and sealed access-token data."""
+"""The tokens package: keys, JWKS, sub, scope claims, ID tokens, access tokens and sealing."""
 
 from __future__ import annotations
 
@@ -19,22 +19,16 @@ from joserfc.jws import JWSRegistry
 from ciba_gateway.config.model import KeyConfig, SubjectConfig, TenantConfig
 from ciba_gateway.connector.api import Identity
 from ciba_gateway.errors import ConfigError
-from ciba_gateway.tokens import (
-    SCOPE_CLAIMS,
-    SealError,
+from ciba_gateway.tokens.access_token import new_opaque_token, token_key
+from ciba_gateway.tokens.claims import SCOPE_CLAIMS, claims_for_scopes, subject_for
+from ciba_gateway.tokens.id_token import mint_id_token, token_hash
+from ciba_gateway.tokens.keys import (
     TenantKeys,
     TokenVerificationError,
-    claims_for_scopes,
     generate_private_jwk,
     load_tenant_keys,
-    mint_id_token,
-    new_opaque_token,
-    seal,
-    subject_for,
-    token_hash,
-    token_key,
-    unseal,
 )
+from ciba_gateway.tokens.sealing import SealError, seal, unseal
 
 ISSUER = "https://gw.example/demo"
 SALT = "0123456789abcdef-salt"

@@ -19,7 +19,7 @@ from ciba_gateway.connector import ConnectorDeps, LoginHint, StartRequest
 from ciba_gateway.connector.testing import Resolutions, make_deps
 from ciba_gateway.flow.adapters import NamespacedState
 from ciba_gateway.store.memory import MemoryStore
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 SECRET = "gateway-at-op-secret-0123456789abcdef"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 OP_DIR = Path(__file__).parent / "op"
 

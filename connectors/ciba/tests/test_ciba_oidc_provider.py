@@ -36,7 +36,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserNotFound,
 )
-from ciba_gateway.tokens import generate_private_jwk
+from ciba_gateway.tokens.keys import generate_private_jwk
 
 Rewrite = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]
 

@@ -17,7 +17,7 @@ from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchor
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.protocol.quota import StartLimiter
 from ciba_gateway.store.base import ValueStore
-from ciba_gateway.tokens import TenantKeys
+from ciba_gateway.tokens.keys import TenantKeys
 
 if TYPE_CHECKING:
     from cryptography.x509.verification import Store as TrustStore

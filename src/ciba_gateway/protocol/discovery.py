@@ -15,7 +15,7 @@ from ciba_gateway.config.fapi import FAPI_ALGS, FAPI_AUTH_METHODS
 from ciba_gateway.config.model import CIBA_GRANT, REFRESH_GRANT
 from ciba_gateway.connector import BaseConnector
 from ciba_gateway.protocol.context import TenantContext
-from ciba_gateway.tokens import SCOPE_CLAIMS
+from ciba_gateway.tokens.claims import SCOPE_CLAIMS
 
 __all__ = ["metadata"]
 

@@ -33,7 +33,7 @@ from ciba_gateway.protocol.client_auth import authenticate_request
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.refresh import RefreshRecord
 from ciba_gateway.protocol.token import access_record, drop_access_token
-from ciba_gateway.tokens import AccessRecord
+from ciba_gateway.tokens.access_token import AccessRecord
 
 __all__ = ["introspect", "revoke"]
 

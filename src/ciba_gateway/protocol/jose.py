@@ -51,7 +51,7 @@ from ciba_gateway.errors import (
     InvalidRequestError,
 )
 from ciba_gateway.store import namespaces
-from ciba_gateway.tokens import AllowListRegistry, TenantKeys, TokenVerificationError
+from ciba_gateway.tokens.keys import AllowListRegistry, TenantKeys, TokenVerificationError
 
 if TYPE_CHECKING:
     from joserfc.jwk import Key

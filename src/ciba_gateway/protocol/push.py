@@ -15,7 +15,7 @@ import msgspec
 from ciba_gateway.flow.model import AuthRequest
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.token import issue_tokens
-from ciba_gateway.tokens import seal, unseal
+from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = ["PushHooks"]
 

@@ -32,7 +32,8 @@ from ciba_gateway.errors import InvalidGrantError
 from ciba_gateway.protocol.certificates import ClientCertificate
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.store import namespaces
-from ciba_gateway.tokens import new_opaque_token, seal, token_key, unseal
+from ciba_gateway.tokens.access_token import new_opaque_token, token_key
+from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = [
     "RefreshRecord",

@@ -15,7 +15,7 @@ from ciba_gateway.config.model import TenantConfig
 from ciba_gateway.connector import LoginHint
 from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import Store, Value
-from ciba_gateway.tokens import seal, unseal
+from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = ["recall_subject_hint", "subject_hint_value"]
 

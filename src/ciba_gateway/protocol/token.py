@@ -43,18 +43,10 @@ from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.subject_hints import subject_hint_value
 from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import Value
-from ciba_gateway.tokens import (
-    SCOPE_CLAIMS,
-    AccessRecord,
-    claims_for_scopes,
-    mint_id_token,
-    new_opaque_token,
-    seal,
-    subject_for,
-    token_hash,
-    token_key,
-    unseal,
-)
+from ciba_gateway.tokens.access_token import AccessRecord, new_opaque_token, token_key
+from ciba_gateway.tokens.claims import SCOPE_CLAIMS, claims_for_scopes, subject_for
+from ciba_gateway.tokens.id_token import mint_id_token, token_hash
+from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = [
     "CIBA_GRANT",

@@ -1,57 +1,28 @@
-"""Signing keys, the JWKS, ID tokens and opaque access tokens.
+"""Tenant signing keys and the JWKS.
 
-Keys
-    Each tenant key is a private JWK in its own file (``KeyConfig.file``). With
-    ``generate: true`` a missing file is created on first start (mode 0600,
-    written atomically and never overwritten, so concurrent workers agree on one
-    key). Every configured key is published in the JWKS, whatever its state;
-    only the ``current`` key signs. Rotation is operator-driven: add a ``next``
-    key (published ahead of use), promote it to ``current``, and keep the old one
-    as ``retired`` until the tokens it signed have expired.
-
-``sub``
-    ``hashed`` (default): base64url(HMAC-SHA256(salt, "scheme:subject")), so
-    a national id never becomes ``sub``; ``national_id``: "scheme:subject".
-
-Scope -> claims (the public contract, also advertised in discovery)
-    ==========  ==========================================================
-    ``profile`` ``name``, ``given_name``, ``family_name``, ``birthdate``
-    ``ssn``     ``ssn`` (the national id), ``ssn_country`` (ISO 3166 alpha-2)
-    ``phone``   ``phone_number``, ``phone_number_verified``
-    ``email``   ``email``, ``email_verified``
-    ==========  ==========================================================
-
-    A claim appears only when its scope is granted and the connector knows it.
-
-Access tokens
-    Opaque: 32 random bytes, base64url. The store never sees the token: userinfo
-    claims are kept under ``token_key(token)`` (hex SHA-256) and sealed with
-    AES-256-GCM under a key derived from the token with HKDF-SHA256. Both are
-    one-way functions of the token, and neither reveals the other, so a dump of
-    the store yields neither usable tokens nor readable claims; only the token
-    holder can open its own entry.
+Each tenant key is a private JWK in its own file (``KeyConfig.file``). With
+``generate: true`` a missing file is created on first start (mode 0600, written
+atomically and never overwritten, so concurrent workers agree on one key). Every
+configured key is published in the JWKS, whatever its state; only the
+``current`` key signs. Rotation is operator-driven: add a ``next`` key
+(published ahead of use), promote it to ``current``, and keep the old one as
+``retired`` until the tokens it signed have expired.
 """
 
 from __future__ import annotations
 
 import base64
 import errno
-import hashlib
-import hmac
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwk, jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
@@ -63,47 +34,20 @@ if TYPE_CHECKING:
     from joserfc.jwk import Key
     from joserfc.jws import JWSAlgModel
 
-    from ciba_gateway.config.model import KeyConfig, SubjectConfig, TenantConfig
-    from ciba_gateway.connector.api import Identity
+    from ciba_gateway.config.model import KeyConfig, TenantConfig
 
 __all__ = [
-    "SCOPE_CLAIMS",
-    "AccessRecord",
     "AllowListRegistry",
-    "SealError",
     "SigningKey",
     "TenantKeys",
     "TokenVerificationError",
-    "claims_for_scopes",
     "generate_private_jwk",
     "key_file_problem",
     "load_tenant_keys",
-    "mint_id_token",
-    "new_opaque_token",
-    "seal",
-    "subject_for",
-    "token_hash",
-    "token_key",
-    "unseal",
     "write_private_jwk",
 ]
 
-SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        "profile": ("name", "given_name", "family_name", "birthdate"),
-        "ssn": ("ssn", "ssn_country"),
-        "phone": ("phone_number", "phone_number_verified"),
-        "email": ("email", "email_verified"),
-    }
-)
-"""The claims each scope releases (module docstring)."""
-
-_RESERVED_CLAIMS = frozenset({"iss", "sub", "aud", "exp", "iat", "auth_time", "acr", "amr"})
 _RSA_MIN_BITS = 2048
-_SEAL_VERSION = b"\x01"
-_SEAL_INFO = b"ciba-gateway/sealed-claims/v1"
-_NONCE_BYTES = 12
-_TAG_BYTES = 16
 
 # kty and (for curve keys) crv each configured alg requires.
 _KEY_SHAPES: Mapping[str, tuple[str, str | None]] = MappingProxyType(
@@ -115,33 +59,9 @@ _KEY_SHAPES: Mapping[str, tuple[str, str | None]] = MappingProxyType(
     }
 )
 
-# OIDC Core 3.1.3.6 / 3.3.2.11: the hash of the ID token's alg. EdDSA over Ed25519
-# uses SHA-512, as OpenID's errata note for EdDSA says.
-_TOKEN_HASHES: Mapping[str, str] = MappingProxyType(
-    {
-        "HS256": "sha256",
-        "RS256": "sha256",
-        "PS256": "sha256",
-        "ES256": "sha256",
-        "HS384": "sha384",
-        "RS384": "sha384",
-        "PS384": "sha384",
-        "ES384": "sha384",
-        "HS512": "sha512",
-        "RS512": "sha512",
-        "PS512": "sha512",
-        "ES512": "sha512",
-        "EdDSA": "sha512",
-    }
-)
-
 
 class TokenVerificationError(ValueError):
     """A token is not one this tenant signed (bad form, unknown kid or bad signature)."""
-
-
-class SealError(ValueError):
-    """A sealed blob cannot be opened with this token (wrong token or tampered)."""
 
 
 class AllowListRegistry(JWSRegistry):
@@ -157,13 +77,6 @@ class AllowListRegistry(JWSRegistry):
         if not self.allowed or name not in self.allowed or name not in self.algorithms:
             raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
         return self.algorithms[name]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-# --- keys -------------------------------------------------------------------
 
 
 def generate_private_jwk(alg: str, kid: str) -> dict[str, Any]:
@@ -395,136 +308,3 @@ def _write_new_file(path: Path, text: str) -> str:
     finally:
         tmp.unlink(missing_ok=True)
     return text
-
-
-# --- subjects and claims ----------------------------------------------------
-
-
-def subject_for(subject: SubjectConfig, identity: Identity) -> str:
-    """The ``sub`` of ``identity`` under the tenant's subject policy."""
-    value = f"{identity.scheme}:{identity.subject}"
-    if subject.mode == "national_id":
-        return value
-    digest = hmac.new(subject.salt.encode(), value.encode(), hashlib.sha256).digest()
-    return _b64(digest)
-
-
-def claims_for_scopes(identity: Identity, scopes: Iterable[str]) -> dict[str, Any]:
-    """The claims of ``identity`` that the granted ``scopes`` release (``SCOPE_CLAIMS``)."""
-    claims: dict[str, Any] = {}
-    for scope in scopes:
-        if scope == "ssn":
-            if identity.national_id:
-                claims["ssn"] = identity.national_id
-                if identity.country:
-                    claims["ssn_country"] = identity.country
-            continue
-        for name in SCOPE_CLAIMS.get(scope, ()):
-            value = identity.claims.get(name)
-            if value is not None:
-                claims[name] = value
-    return claims
-
-
-def mint_id_token(
-    keys: TenantKeys,
-    *,
-    issuer: str,
-    audience: str,
-    sub: str,
-    identity: Identity,
-    scopes: Iterable[str],
-    lifetime: int,
-    now: float,
-    acr_fallback: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> str:
-    """A signed ID token (OIDC Core 2) with the claims ``scopes`` release.
-
-    ``extra`` adds claims such as ``at_hash`` or CIBA's
-    ``urn:openid:params:jwt:claim:auth_req_id``; it may not replace the core claims.
-    """
-    iat = int(now)
-    claims: dict[str, Any] = {
-        "iss": issuer,
-        "sub": sub,
-        "aud": audience,
-        "exp": iat + int(lifetime),
-        "iat": iat,
-        "auth_time": int(identity.auth_time),
-    }
-    acr = identity.acr or acr_fallback
-    if acr:
-        claims["acr"] = acr
-    if identity.amr:
-        claims["amr"] = list(identity.amr)
-    claims.update(claims_for_scopes(identity, scopes))
-    if extra:
-        clash = _RESERVED_CLAIMS.intersection(extra)
-        if clash:
-            raise ValueError(f"extra claims may not replace {', '.join(sorted(clash))}")
-        claims.update(extra)
-    return keys.sign(claims)
-
-
-def token_hash(value: str, alg: str) -> str:
-    """``at_hash`` / ``rt_hash`` of ``value`` for an ID token signed with ``alg``.
-
-    base64url of the left half of the hash that matches ``alg`` (OIDC Core 3.1.3.6).
-    """
-    name = _TOKEN_HASHES.get(alg)
-    if name is None:
-        raise ValueError(f"no token hash defined for alg {alg!r}")
-    digest = hashlib.new(name, value.encode()).digest()
-    return _b64(digest[: len(digest) // 2])
-
-
-# --- opaque access tokens ---------------------------------------------------
-
-
-def new_opaque_token() -> str:
-    """A new access token: 32 random bytes, base64url without padding."""
-    return secrets.token_urlsafe(32)
-
-
-def token_key(token: str) -> str:
-    """The store key of ``token``: hex SHA-256 (the token itself is never stored)."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _sealing_key(token: str) -> AESGCM:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO)
-    return AESGCM(hkdf.derive(token.encode("utf-8", "surrogatepass")))
-
-
-class AccessRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What the store keeps, sealed, for one opaque access token."""
-
-    sub: str
-    client_id: str
-    scope: tuple[str, ...]
-    iat: int
-    exp: int
-    claims: dict[str, Any]
-    """The userinfo claims (``sub`` included)."""
-    x5t: str | None = None
-    """``cnf.x5t#S256`` of the certificate the token is bound to (RFC 8705 3.1)."""
-    family: str | None = None
-    """The refresh-token family it was minted in; revoking the family ends it too."""
-
-
-def seal(token: str, data: bytes) -> bytes:
-    """Encrypt ``data`` so that only the holder of ``token`` can open it (AES-256-GCM)."""
-    nonce = os.urandom(_NONCE_BYTES)
-    return _SEAL_VERSION + nonce + _sealing_key(token).encrypt(nonce, data, _SEAL_VERSION)
-
-
-def unseal(token: str, blob: bytes) -> bytes:
-    """Open a ``seal``-ed blob; raises SealError for a wrong token or a damaged blob."""
-    if len(blob) < 1 + _NONCE_BYTES + _TAG_BYTES or blob[:1] != _SEAL_VERSION:
-        raise SealError("not a sealed value")
-    nonce = blob[1 : 1 + _NONCE_BYTES]
-    try:
-        return _sealing_key(token).decrypt(nonce, blob[1 + _NONCE_BYTES :], _SEAL_VERSION)
-    except InvalidTag:
-        raise SealError("the value cannot be opened with this token") from None
