@@ -21,12 +21,17 @@ from ciba_gateway.connector.national_id import (
     parse_swedish,
 )
 from ciba_gateway.connector.outbound import (
+    BEST_EFFORT_DEADLINE,
+    ErrorBoundary,
     HttpSettings,
+    best_effort,
     build_client,
     build_transport,
     call_with_retries,
     is_transient,
+    never_sent,
     retrying,
+    unavailable_status,
 )
 from ciba_gateway.connector.registry import (
     CONNECTOR_GROUP,
@@ -47,6 +52,7 @@ from ciba_gateway.connector.transport import Answer, exchange
 
 __all__ = [
     *_api_all,
+    "BEST_EFFORT_DEADLINE",
     "CONNECTOR_GROUP",
     "Answer",
     "MAX_JSON_BYTES",
@@ -54,10 +60,12 @@ __all__ = [
     "MAX_UPSTREAM_JSON_BYTES",
     "SIMULATOR_GROUP",
     "ConnectorRegistry",
+    "ErrorBoundary",
     "HttpSettings",
     "JsonLimitError",
     "NationalIdError",
     "PluginError",
+    "best_effort",
     "build_client",
     "build_transport",
     "call_with_retries",
@@ -71,9 +79,11 @@ __all__ = [
     "mask_national_id",
     "mask_phone",
     "mask_text",
+    "never_sent",
     "parse_norwegian",
     "parse_swedish",
     "retrying",
     "load_registry",
     "luhn_ok",
+    "unavailable_status",
 ]

@@ -1,10 +1,20 @@
-"""The one builder of outbound HTTP clients and retry policies, for core and connectors.
+"""The one builder of outbound HTTP clients, and how connectors call their upstream.
 
 Every client gets explicit timeouts and connection limits, optional mutual TLS
 (client certificate + key, pinned CA bundle) and never follows redirects. Its
 connections are ``transport.AiohttpTransport``'s (aiohttp under httpx).
-Retry policies are tenacity ``AsyncRetrying`` objects with an explicit stop,
-wait and predicate (tenacity's defaults retry forever).
+
+The call shape every connector shares:
+
+- ``call_with_retries``: the one retry helper (tenacity with an explicit stop,
+  wait and predicate; tenacity's defaults retry forever). Idempotent calls retry
+  ``is_transient`` failures; a start retries only what ``never_sent`` vouches for.
+- ``unavailable_status``: the HTTP statuses that mean "try again later".
+- ``best_effort``: a clean-up call (an upstream cancel, closing a client) with a
+  short deadline whose failures are logged, masked, and never raised.
+
+- ``ErrorBoundary``: the base of each connector's one error-translation boundary,
+  which turns its upstream's failures into the documented ``ConnectorError`` s.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import asyncio
 import os
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -25,21 +35,30 @@ from tenacity import (
     wait_exponential,
 )
 
+from ciba_gateway.connector.api import ConnectorError
+from ciba_gateway.connector.masking import mask_text
 from ciba_gateway.connector.transport import AiohttpTransport
 
 __all__ = [
+    "BEST_EFFORT_DEADLINE",
+    "ErrorBoundary",
     "HttpSettings",
+    "best_effort",
     "build_client",
     "build_transport",
     "call_with_retries",
     "is_transient",
+    "never_sent",
     "retrying",
     "tls_file_problems",
+    "unavailable_status",
 ]
 
 T = TypeVar("T")
 _FIRST_WAIT = 0.1
 """Seconds before the second try; each later wait doubles, up to ``max_wait``."""
+BEST_EFFORT_DEADLINE = 5.0
+"""Seconds a ``best_effort`` call (retries included) may take before it is given up."""
 
 
 class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -126,6 +145,21 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def never_sent(exc: BaseException) -> bool:
+    """True when the request surely did not reach the upstream, so sending it again is safe.
+
+    Only a connection that never opened (refused, connect timeout, no free pooled
+    connection) qualifies: after a read timeout or a dropped answer the upstream
+    may have acted (started an order, sent a text, consumed a grant).
+    """
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def unavailable_status(status: int) -> bool:
+    """5xx, 408 and 429: the upstream failed or is busy, so trying again later may succeed."""
+    return status >= 500 or status in (408, 429)
+
+
 def retrying(
     attempts: int = 3,
     *,
@@ -154,12 +188,13 @@ async def call_with_retries(
     max_wait: float = 2.0,
     sleep: Callable[[float], Awaitable[None]] | None = None,
 ) -> T:
-    """``await call()`` with the tries and waits of ``retrying(attempts, ...)``.
+    """``await call()``, tried up to ``attempts`` times while ``predicate(error)`` holds.
 
-    The first try runs outside tenacity: it nearly always succeeds, and building
-    a retry policy per call cost more than a fast upstream call itself
-    (bench/profiles/driver_scale). Only after a retryable failure is the policy
-    built, for the remaining tries, with the waits they would have had.
+    Waits 0.1 s before the second try, doubling each time up to ``max_wait``; the
+    last error is raised. The first try runs outside tenacity: it nearly always
+    succeeds, and building a retry policy per call cost more than a fast upstream
+    call itself (bench/profiles/driver_scale). Only after a retryable failure is
+    the policy built, for the remaining tries.
     """
     try:
         return await call()
@@ -178,3 +213,69 @@ async def call_with_retries(
         with attempt:
             return await call()
     raise AssertionError("unreachable: the policy reraises the last error")
+
+
+class ErrorBoundary:
+    """Base of a connector's error-translation boundary: ``with boundary: <upstream calls>``.
+
+    A subclass implements ``translate``: for an exception escaping the block, the
+    ``ConnectorError`` to raise instead (chained to it), or None to let it pass (a
+    ConnectorError already, or a bug). As httpx maps transport exceptions in one
+    context manager, each connector maps its upstream's failures in one place; a
+    class, not a generator, so it costs next to nothing on a hot path.
+    """
+
+    __slots__ = ()
+
+    def translate(self, exc: Exception) -> ConnectorError | None:
+        """The ConnectorError ``exc`` stands for, or None to let ``exc`` pass."""
+        raise NotImplementedError
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> bool:
+        if not isinstance(exc, Exception) or isinstance(exc, ConnectorError):
+            return False
+        translated = self.translate(exc)
+        if translated is None:
+            return False
+        raise translated from exc
+
+
+class _Logger(Protocol):
+    def info(self, event: str, **fields: Any) -> Any: ...
+    def warning(self, event: str, **fields: Any) -> Any: ...
+
+
+async def best_effort(
+    call: Callable[[], Awaitable[object]],
+    *,
+    log: _Logger,
+    event: str,
+    deadline: float = BEST_EFFORT_DEADLINE,
+    not_pending: Callable[[BaseException], bool] | None = None,
+) -> bool:
+    """Run a clean-up call that must not fail its caller; True when it completed.
+
+    For an upstream cancel (the person may have finished meanwhile, the upstream
+    may be down) and for closing clients. The call gets ``deadline`` seconds,
+    retries included; a failure is swallowed and logged once: ``{event}_not_pending``
+    (info) when ``not_pending(error)`` says the upstream had nothing left to cancel,
+    else ``{event}_failed`` (warning) with the error's class and its text masked
+    (``mask_text``: upstream errors may echo the person's identifiers). Task
+    cancellation is never swallowed.
+    """
+    try:
+        async with asyncio.timeout(deadline):
+            await call()
+    except Exception as exc:
+        if not_pending is not None and not_pending(exc):
+            log.info(f"{event}_not_pending")
+            return False
+        text = exc.description if isinstance(exc, ConnectorError) else str(exc)
+        if isinstance(exc, TimeoutError) and not text:
+            text = f"no answer within {deadline:g} s"
+        log.warning(f"{event}_failed", error=type(exc).__name__, reason=mask_text(text)[:200])
+        return False
+    return True
