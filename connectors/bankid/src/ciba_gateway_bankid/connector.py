@@ -39,17 +39,21 @@ from ciba_gateway.connector import (
     Started,
     StartRequest,
     UpstreamRejected,
-    UpstreamUnavailable,
-    UserBusy,
+    best_effort,
     build_transport,
     call_with_retries,
     identity_mismatch,
     is_transient,
     mask_national_id,
-    mask_text,
-    retrying,
 )
-from ciba_gateway_bankid.client import BankIDClient, BankIDError, BankIDProtocolError
+from ciba_gateway_bankid.client import BankIDClient
+from ciba_gateway_bankid.errors import (
+    MalformedAnswer,
+    not_pending,
+    safe_code,
+    start_retryable,
+    translated,
+)
 from ciba_gateway_bankid.personnummer import birthdate, is_valid
 from ciba_gateway_bankid.signature import SignPlan, plan, verify
 from ciba_gateway_bankid.trust import Roots
@@ -150,23 +154,6 @@ _FAILURES: Mapping[str, Denied | Expired | Failed] = {
 }
 
 _TWELVE_DIGITS = re.compile(r"[0-9]{12}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def _safe(code: str) -> str:
-    """An upstream code fit for a client-visible description."""
-    return _UNSAFE.sub("", code)[:40] or "unknown"
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when a start call surely did not create an order, so sending it again is safe.
-
-    A read timeout or a dropped connection may come after BankID created the
-    order; starting again would prompt the user twice, so those are never retried.
-    """
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return True
-    return isinstance(exc, BankIDError) and exc.status == 503 and exc.error_code == "maintenance"
 
 
 def _same_person(session: Mapping[str, Any], identity: Identity) -> bool:
@@ -240,19 +227,8 @@ class BankIDConnector(BaseConnector):
             )
         body = self._order(request, pnr, sign)
         log = self._log.bind(pnr=mask_national_id(pnr), endpoint=_ENDPOINTS[type(body)])
-        try:
-            order = await self._retried(lambda: self._client.start(body), _never_sent)
-        except BankIDError as exc:
-            log.warning(
-                "bankid_start_refused",
-                status=exc.status,
-                error_code=exc.raw_error_code,
-                details=mask_text(exc.details),
-            )
-            raise self._start_error(exc) from exc
-        except (httpx.HTTPError, BankIDProtocolError) as exc:
-            log.warning("bankid_start_failed", error=type(exc).__name__)
-            raise UpstreamUnavailable("BankID could not be reached; try again later") from exc
+        with translated(log, "start"):
+            order = await self._retried(lambda: self._client.start(body), start_retryable)
         log.info("bankid_order_started", order_ref=order.order_ref)
         session: dict[str, Any] = {"orderRef": order.order_ref, "personalNumber": pnr}
         if sign is not None:
@@ -318,17 +294,6 @@ class BankIDConnector(BaseConnector):
             parts.append(request.binding_message)
         return _visible_data("\n\n".join(parts)) if parts else None
 
-    @staticmethod
-    def _start_error(exc: BankIDError) -> UserBusy | UpstreamRejected | UpstreamUnavailable:
-        code = _safe(exc.raw_error_code) if exc.raw_error_code else str(exc.status)
-        if exc.error_code == "alreadyinprogress":
-            return UserBusy(
-                "an identification or signing for this personal number is already in progress"
-            )
-        if exc.status >= 500 or exc.status in (408, 429):
-            return UpstreamUnavailable(f"BankID is unavailable ({code}); try again later")
-        return UpstreamRejected(f"BankID refused the request ({code})")
-
     # --- poll ---------------------------------------------------------------
 
     async def poll(self, session: dict[str, Any]) -> PollResult:
@@ -337,28 +302,12 @@ class BankIDConnector(BaseConnector):
         if not isinstance(order_ref, str) or not order_ref:
             return Failed(reason="the BankID session has no orderRef")
         try:
-            answer = await self._retried(lambda: self._client.collect(order_ref), is_transient)
-        except BankIDError as exc:
-            log = self._log.bind(order_ref=order_ref)
-            log.warning(
-                "bankid_collect_refused",
-                status=exc.status,
-                error_code=exc.raw_error_code,
-                details=mask_text(exc.details),
-            )
-            if exc.status >= 500 or exc.status in (408, 429):
-                raise UpstreamUnavailable(f"BankID collect failed ({exc.status})") from exc
-            if exc.error_code == "invalidparameters":
-                return Failed(reason="the BankID order no longer exists (invalidParameters)")
-            code = _safe(exc.raw_error_code) if exc.raw_error_code else str(exc.status)
-            return Failed(reason=f"BankID refused to report on the order ({code})")
-        except BankIDProtocolError as exc:
+            with translated(self._log, "collect", order_ref=order_ref):
+                answer = await self._retried(lambda: self._client.collect(order_ref), is_transient)
+        except MalformedAnswer as exc:
             return self._malformed(session, order_ref, exc)
-        except httpx.HTTPError as exc:
-            self._log.warning(
-                "bankid_collect_failed", order_ref=order_ref, error=type(exc).__name__
-            )
-            raise UpstreamUnavailable("BankID could not be reached") from exc
+        except UpstreamRejected as exc:
+            return Failed(reason=exc.description)
         result = self._outcome(answer, session)
         if isinstance(result, Pending) and "malformed" in session:
             kept = {k: v for k, v in session.items() if k != "malformed"}
@@ -377,7 +326,7 @@ class BankIDConnector(BaseConnector):
         return result
 
     def _malformed(
-        self, session: dict[str, Any], order_ref: str, exc: BankIDProtocolError
+        self, session: dict[str, Any], order_ref: str, exc: MalformedAnswer
     ) -> Pending | Failed:
         """Count collects in a row that were not the documented JSON; fail at the limit.
 
@@ -386,7 +335,10 @@ class BankIDConnector(BaseConnector):
         """
         count = int(session.get("malformed", 0)) + 1
         self._log.warning(
-            "bankid_collect_malformed", order_ref=order_ref, count=count, error=str(exc)[:200]
+            "bankid_collect_malformed",
+            order_ref=order_ref,
+            count=count,
+            error=exc.description[:200],
         )
         if count >= MAX_MALFORMED_COLLECTS:
             return Failed(reason=f"BankID answered {count} malformed collects in a row")
@@ -415,8 +367,8 @@ class BankIDConnector(BaseConnector):
             known = _FAILURES.get(hint.lower())
             if known is not None:
                 return known
-            return Failed(reason=f"Unknown BankID error; please try again ({_safe(hint)}).")
-        return Failed(reason=f"BankID answered an unknown status ({_safe(answer.status)}).")
+            return Failed(reason=f"Unknown BankID error; please try again ({safe_code(hint)}).")
+        return Failed(reason=f"BankID answered an unknown status ({safe_code(answer.status)}).")
 
     def _approved(self, data: CompletionData, sign: dict[str, Any] | None) -> Approved | Failed:
         user = data.user
@@ -463,24 +415,15 @@ class BankIDConnector(BaseConnector):
         if not isinstance(order_ref, str) or not order_ref:
             return
         log = self._log.bind(order_ref=order_ref)
-        try:
-            async for attempt in retrying(
-                self.config.http.retries, predicate=is_transient, sleep=self._sleep
-            ):
-                with attempt:
-                    await self._client.cancel(order_ref)
-        except BankIDError as exc:
-            if exc.error_code == "invalidparameters":
-                log.info("bankid_cancel_not_pending")
-            else:
-                log.warning(
-                    "bankid_cancel_refused", status=exc.status, error_code=exc.raw_error_code
-                )
-        except Exception as exc:
-            log.warning("bankid_cancel_failed", error=type(exc).__name__)
-        else:
+        cancelled = await best_effort(
+            lambda: self._retried(lambda: self._client.cancel(order_ref), is_transient),
+            log=log,
+            event="bankid_cancel",
+            not_pending=not_pending,
+        )
+        if cancelled:
             log.info("bankid_order_cancelled")
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
+        """Close the HTTP client, best effort."""
+        await best_effort(self._client.aclose, log=self._log, event="bankid_close")
