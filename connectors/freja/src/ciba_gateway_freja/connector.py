@@ -9,7 +9,7 @@ registration level from the config raised by acr_values), ``poll`` reads
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import httpx
 import msgspec
@@ -32,15 +32,13 @@ from ciba_gateway.connector import (
     Started,
     StartRequest,
     UpstreamRejected,
-    UpstreamUnavailable,
-    UserNotFound,
+    best_effort,
     build_client,
+    call_with_retries,
     identity_mismatch,
-    is_transient,
-    mask_text,
-    retrying,
+    never_sent,
 )
-from ciba_gateway_freja.client import FrejaClient, FrejaError, FrejaProtocolError
+from ciba_gateway_freja.client import FrejaClient
 from ciba_gateway_freja.details import (
     DetailsError,
     Expected,
@@ -48,9 +46,9 @@ from ciba_gateway_freja.details import (
     VerifiedApproval,
     verify_details,
 )
+from ciba_gateway_freja.errors import idempotent_retryable, not_pending, translated
 from ciba_gateway_freja.signature import SignPlan, evidence, plan
 from ciba_gateway_freja.wire import (
-    ERROR_MESSAGES,
     LEVELS,
     Attribute,
     AttributeRequest,
@@ -66,6 +64,8 @@ from ciba_gateway_freja.wire import (
 __all__ = ["Config", "FrejaConnector", "LevelAcrs", "TrustedCertConfig"]
 
 Sleep = Callable[[float], Awaitable[None]]
+Predicate = Callable[[BaseException], bool]
+T = TypeVar("T")
 
 DEFAULT_ATTRIBUTES: tuple[Attribute, ...] = (
     "BASIC_USER_INFO",
@@ -142,11 +142,6 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Seconds an approval's signed timestamp may lie in the future."""
 
 
-_HINT_LABELS = {
-    "SSN": "personal identity number",
-    "EMAIL": "email address",
-    "PHONE": "phone number",
-}
 _PENDING = frozenset({"STARTED", "DELIVERED_TO_MOBILE"})
 _FINAL: dict[str, Denied | Expired] = {
     "CANCELED": Denied(reason="The user declined in the Freja eID app (CANCELED)."),
@@ -160,32 +155,10 @@ _MIN_SIGN_EXPIRY = 121.0
 """Seconds: Freja refuses a signature expiry earlier than now + 2 minutes."""
 
 
-def _never_sent(exc: BaseException) -> bool:
-    """True when initAuthentication surely did not reach Freja, so sending it again is safe.
-
-    After a read timeout or a dropped answer Freja may have started the
-    authentication; a second start would cancel both (one active per user).
-    """
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
 def _sign_plan(session: dict[str, Any]) -> SignPlan | None:
     """The sign plan of a signature session; None for an authentication."""
     raw = session.get("sign")
     return msgspec.convert(raw, SignPlan) if raw is not None else None
-
-
-def _retryable(exc: BaseException) -> bool:
-    """Worth another try for idempotent calls (getOneResult, cancel)."""
-    return is_transient(exc) or (isinstance(exc, FrejaError) and exc.status >= 500)
-
-
-def _unavailable_status(status: int) -> bool:
-    return status >= 500 or status in (408, 429)
-
-
-def _describe(code: int) -> str:
-    return f"{code}: {ERROR_MESSAGES.get(code, 'unknown error').rstrip('.')}"
 
 
 def _same_person(expected: Expected, identity: Identity) -> bool:
@@ -280,31 +253,10 @@ class FrejaConnector(BaseConnector):
             )
             return (await self._client.init_signature(sign_body)).sign_ref
 
-        try:
-            async for attempt in retrying(
-                self.config.http.retries, predicate=_never_sent, sleep=self._sleep
-            ):
-                with attempt:
-                    ref = await send()
-        except FrejaError as exc:
-            log.warning(
-                "freja_start_refused",
-                status=exc.status,
-                error_code=exc.code,
-                message=mask_text(exc.message)[:200],
-            )
-            raise self._start_error(exc, user_info_type) from exc
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            log.warning("freja_start_refused", status=status)
-            if _unavailable_status(status):
-                raise UpstreamUnavailable(
-                    f"Freja eID is unavailable (HTTP {status}); try again later"
-                ) from exc
-            raise UpstreamRejected(f"Freja eID refused the request (HTTP {status})") from exc
-        except (httpx.HTTPError, FrejaProtocolError) as exc:
-            log.warning("freja_start_failed", error=type(exc).__name__)
-            raise UpstreamUnavailable("Freja eID could not be reached; try again later") from exc
+        # After a read timeout or a dropped answer Freja may have started the
+        # authentication; a second start would cancel both (one active per user).
+        with translated(log, "start", user_info_type=user_info_type):
+            ref = await self._retried(send, never_sent)
         log.info("freja_auth_started", auth_ref=ref)
         session: dict[str, Any] = {
             "authRef": ref,
@@ -343,23 +295,11 @@ class FrejaConnector(BaseConnector):
                 level = wanted
         return level
 
-    @staticmethod
-    def _start_error(
-        exc: FrejaError, user_info_type: str
-    ) -> UserNotFound | UpstreamRejected | UpstreamUnavailable:
-        if exc.code == 1012:
-            label = _HINT_LABELS.get(user_info_type, "identifier")
-            return UserNotFound(f"Freja eID has no user with this {label} (1012)")
-        if exc.code == 1005:
-            return UserNotFound("the user has turned off this service in Freja eID (1005)")
-        if exc.code == 2000:
-            return UpstreamRejected(
-                "Freja eID refused: the user's previous authentication was rejected for "
-                "security reasons; wait before trying again (2000)"
-            )
-        if exc.code == 0 or _unavailable_status(exc.status):
-            return UpstreamUnavailable(f"Freja eID failed ({_describe(exc.code)}); try again later")
-        return UpstreamRejected(f"Freja eID refused the request ({_describe(exc.code)})")
+    async def _retried(self, call: Callable[[], Awaitable[T]], predicate: Predicate) -> T:
+        """``call()`` with ``http.retries`` tries while ``predicate`` allows another."""
+        return await call_with_retries(
+            call, self.config.http.retries, predicate=predicate, sleep=self._sleep
+        )
 
     # --- poll ---------------------------------------------------------------
 
@@ -371,34 +311,10 @@ class FrejaConnector(BaseConnector):
         log = self._log.bind(auth_ref=auth_ref)
         get = self._client.get_one_sign_result if "sign" in session else self._client.get_one_result
         try:
-            async for attempt in retrying(
-                self.config.http.retries, predicate=_retryable, sleep=self._sleep
-            ):
-                with attempt:
-                    result = await get(auth_ref)
-        except FrejaError as exc:
-            log.warning(
-                "freja_result_refused",
-                status=exc.status,
-                error_code=exc.code,
-                message=mask_text(exc.message)[:200],
-            )
-            if exc.code == 0 or _unavailable_status(exc.status):
-                raise UpstreamUnavailable(f"Freja eID failed ({_describe(exc.code)})") from exc
-            if exc.code == 1100:
-                return Failed(
-                    reason="Freja eID no longer knows this authentication (1100: invalid reference)"
-                )
-            return Failed(reason=f"Freja eID refused to report the result ({_describe(exc.code)})")
-        except httpx.HTTPStatusError as exc:
-            status = exc.response.status_code
-            log.warning("freja_result_refused", status=status)
-            if _unavailable_status(status):
-                raise UpstreamUnavailable(f"Freja eID is unavailable (HTTP {status})") from exc
-            return Failed(reason=f"Freja eID refused to report the result (HTTP {status})")
-        except (httpx.HTTPError, FrejaProtocolError) as exc:
-            log.warning("freja_result_failed", error=type(exc).__name__)
-            raise UpstreamUnavailable("Freja eID could not be reached") from exc
+            with translated(log, "result"):
+                result = await self._retried(lambda: get(auth_ref), idempotent_retryable)
+        except UpstreamRejected as exc:
+            return Failed(reason=exc.description)
         outcome = self._outcome(result, session, log)
         log.info("freja_result", status=result.status, outcome=type(outcome).__name__)
         return outcome
@@ -535,22 +451,15 @@ class FrejaConnector(BaseConnector):
             return
         log = self._log.bind(auth_ref=auth_ref)
         cancel = self._client.cancel_signature if "sign" in session else self._client.cancel
-        try:
-            async for attempt in retrying(
-                self.config.http.retries, predicate=_retryable, sleep=self._sleep
-            ):
-                with attempt:
-                    await cancel(auth_ref)
-        except FrejaError as exc:
-            if exc.code == 1100:
-                log.info("freja_cancel_not_pending")
-            else:
-                log.warning("freja_cancel_refused", status=exc.status, error_code=exc.code)
-        except Exception as exc:
-            log.warning("freja_cancel_failed", error=type(exc).__name__)
-        else:
+        cancelled = await best_effort(
+            lambda: self._retried(lambda: cancel(auth_ref), idempotent_retryable),
+            log=log,
+            event="freja_cancel",
+            not_pending=not_pending,
+        )
+        if cancelled:
             log.info("freja_auth_cancelled")
 
     async def aclose(self) -> None:
-        """Close the HTTP client."""
-        await self._client.aclose()
+        """Close the HTTP client, best effort."""
+        await best_effort(self._client.aclose, log=self._log, event="freja_close")
