@@ -45,11 +45,13 @@ from ciba_gateway.connector import Identity, LoginHint
 from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest, Status
+from ciba_gateway.store import namespaces
 from ciba_gateway.store.base import Store, poller
 from ciba_gateway.store.factory import create_store
 from ciba_gateway.store.memory import MemoryStore
 from ciba_gateway.store.redis import RedisStore
 from ciba_gateway.store.sqlite import SQLiteStore
+from ciba_gateway.store.values import Values
 
 T0 = 1_700_000_000.0
 RETENTION = 600.0
@@ -548,6 +550,47 @@ async def test_incr_under_concurrent_callers_counts_each(store: Store) -> None:
     """Concurrent increments are not lost."""
     results = await asyncio.gather(*(store.incr("rate", "k", ttl=60) for _ in range(25)))
     assert sorted(results) == list(range(1, 26))
+
+
+# --- the namespaced view (store.values) over every backend -------------------------------
+
+
+async def test_namespace_views_keep_declared_namespaces_apart(
+    store: Store, clock: FakeClock
+) -> None:
+    """Each view reads and writes its own namespace, the one the backend stores it under."""
+    values = Values(store)
+    one = values.namespace(namespaces.connector_state("t1", "sms"))
+    other = values.namespace(namespaces.connector_state("t2", "sms"))
+    await one.put("k", b"mine", ttl=60)
+    assert await one.get("k") == b"mine"
+    assert await other.get("k") is None
+    assert await store.get_value("c:t1:sms", "k") == b"mine"
+    assert await one.swap("k", b"next", ttl=60) == b"mine"
+    assert [await one.incr("n", ttl=60), await one.incr("n", ttl=60)] == [1, 2]
+    assert await other.incr("n", ttl=60) == 1
+    assert await one.remember("jti", ttl=60) is True
+    assert await one.remember("jti", ttl=60) is False
+    assert await other.remember("jti", ttl=60) is True
+    assert await one.take("k") == b"next"
+    assert await one.take("k") is None
+    await other.put("short", b"x", ttl=5)
+    clock.advance(6)
+    assert await other.get("short") is None
+
+
+async def test_namespace_values_ride_a_winning_transition_or_a_later_put(store: Store) -> None:
+    """A ``Namespace.value`` is written with the transition that wins, or by ``Values.put``."""
+    values = Values(store)
+    records = values.namespace(namespaces.access_tokens("t1"))
+    request = make_request()
+    await store.create(request)
+    assert await store.transition(bump(request), [records.value("won", b"1", 60)]) is True
+    assert await store.transition(bump(request), [records.value("lost", b"2", 60)]) is False
+    assert await records.get("won") == b"1"
+    assert await records.get("lost") is None
+    await values.put(records.value("later", b"3", 60))
+    assert await records.get("later") == b"3"
 
 
 # --- SQLite only: several processes, restart ---------------------------------------------

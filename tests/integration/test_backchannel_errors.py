@@ -17,7 +17,7 @@ BASE = {"scope": "openid", "login_hint": "ssn:199001011239"}
 
 
 async def pending_count(h: Harness) -> int:
-    return await h.app.state.gateway.store.count_pending()
+    return await h.app.state.gateway.engine.store.count_pending()
 
 
 @pytest.mark.parametrize(

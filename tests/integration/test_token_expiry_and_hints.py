@@ -29,7 +29,7 @@ async def start(h: Harness, *, scope: str = "openid profile ssn", **extra: str) 
 
 
 async def pending_count(h: Harness) -> int:
-    return int(await h.app.state.gateway.store.count_pending())
+    return int(await h.app.state.gateway.engine.store.count_pending())
 
 
 async def test_approval_not_redeemed_before_expiry_answers_expired_token(

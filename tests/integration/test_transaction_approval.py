@@ -126,7 +126,7 @@ async def test_refused_details_leave_nothing_behind(
     mentions: str,
 ) -> None:
     """Hostile, unknown or unlisted details: invalid_authorization_details, no request stored."""
-    before = await audited.app.state.gateway.store.count_pending()
+    before = await audited.app.state.gateway.engine.store.count_pending()
     data = {"scope": "openid", "login_hint": KARL, "authorization_details": json.dumps(details)}
     if auth == "branch":  # a client_secret_post client that lists no details types
         data.update(client_id="branch", client_secret="branch-secret-0123456789abcdef")
@@ -137,7 +137,7 @@ async def test_refused_details_leave_nothing_behind(
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_authorization_details"
     assert mentions in response.json()["error_description"]
-    assert await audited.app.state.gateway.store.count_pending() == before
+    assert await audited.app.state.gateway.engine.store.count_pending() == before
 
 
 async def test_one_audit_event_per_decision_without_personal_data(audited: Harness) -> None:

@@ -129,7 +129,7 @@ async def test_start_refusals_map_to_ciba_errors(
         "error": error,
         "error_description": f"refused: {error_kind(number)}",
     }
-    assert await client.app.state.gateway.store.count_pending() == 0
+    assert await client.app.state.gateway.engine.store.count_pending() == 0
 
 
 def error_kind(number: str) -> str:

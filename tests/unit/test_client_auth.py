@@ -23,6 +23,8 @@ from ciba_gateway.config.model import (
 from ciba_gateway.errors import InvalidClientError, InvalidRequestError
 from ciba_gateway.protocol.client_auth import CLIENT_ASSERTION_TYPE, authenticate_client
 from ciba_gateway.protocol.jose import JwksCache
+from ciba_gateway.store.memory import MemoryStore
+from ciba_gateway.store.values import Values
 
 NOW = 1_700_000_000.0
 ISSUER = "https://gw.example/demo"
@@ -58,19 +60,6 @@ TENANT = TenantConfig(
     ),
 )
 CHALLENGE = {"WWW-Authenticate": f'Basic realm="{ISSUER}"'}
-
-
-class Remember:
-    """An in-memory jti cache with the Store.remember signature."""
-
-    def __init__(self) -> None:
-        self.seen: set[tuple[str, str]] = set()
-
-    async def __call__(self, namespace: str, key: str, ttl: float) -> bool:
-        if (namespace, key) in self.seen:
-            return False
-        self.seen.add((namespace, key))
-        return True
 
 
 class Fetches:
@@ -122,7 +111,7 @@ async def auth(
     *,
     authorization: str | None = None,
     form: dict[str, str] | None = None,
-    remember: Remember | None = None,
+    values: Values | None = None,
 ) -> ClientConfig:
     return await authenticate_client(
         TENANT,
@@ -130,7 +119,7 @@ async def auth(
         form=form or {},
         audiences={ISSUER, TOKEN_URL},
         jwks=jwks,
-        remember=remember or Remember(),
+        values=values or Values(MemoryStore()),
         now=NOW,
     )
 
@@ -271,16 +260,14 @@ async def test_client_secret_jwt_ok(jwks: JwksCache) -> None:
 
 async def test_private_key_jwt_via_jwks_uri_is_cached(jwks: JwksCache, fetches: Fetches) -> None:
     """The client's jwks_uri is fetched once for several authentications."""
-    remember = Remember()
+    values = Values(MemoryStore())
     for jti in ("a", "b", "c"):
         token = assertion("pos", POS_KEY, "ES256", jti=jti)
-        client = await auth(jwks, form=jwt_form(token, client_id="pos"), remember=remember)
+        client = await auth(jwks, form=jwt_form(token, client_id="pos"), values=values)
         assert client.client_id == "pos"
     assert fetches.count == 1
     with capture_logs() as logs, pytest.raises(InvalidClientError, match="authentication failed"):
-        await auth(
-            jwks, form=jwt_form(assertion("pos", POS_KEY, "ES256", jti="a")), remember=remember
-        )
+        await auth(jwks, form=jwt_form(assertion("pos", POS_KEY, "ES256", jti="a")), values=values)
     assert "used before" in logs[-1]["reason"]
 
 

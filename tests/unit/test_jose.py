@@ -35,6 +35,8 @@ from ciba_gateway.protocol.jose import (
     verify_login_hint_token,
     verify_request_object,
 )
+from ciba_gateway.store.memory import MemoryStore
+from ciba_gateway.store.values import Values
 from ciba_gateway.tokens.id_token import mint_id_token
 from ciba_gateway.tokens.keys import TenantKeys, load_tenant_keys
 
@@ -62,17 +64,16 @@ URI_CLIENT = ClientConfig(
 )
 
 
-class Remember:
-    """An in-memory jti cache with the Store.remember signature."""
+class RecordingStore(MemoryStore):
+    """A memory store that also records each jti it was asked to remember, with its ttl."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: dict[tuple[str, str], float] = {}
 
-    async def __call__(self, namespace: str, key: str, ttl: float) -> bool:
-        if (namespace, key) in self.seen:
-            return False
+    async def remember(self, namespace: str, key: str, ttl: float) -> bool:
         self.seen[(namespace, key)] = ttl
-        return True
+        return await super().remember(namespace, key, ttl)
 
 
 class Clock:
@@ -154,7 +155,7 @@ async def check_assertion(
     token: str,
     cache: JwksCache,
     client: ClientConfig = KEY_CLIENT,
-    remember: Remember | None = None,
+    remember: RecordingStore | None = None,
     algs: tuple[str, ...] = ALGS,
 ) -> None:
     await verify_client_assertion(
@@ -163,7 +164,7 @@ async def check_assertion(
         audiences={ISSUER, TOKEN_URL},
         allowed_algs=algs,
         keys=cache,
-        remember=remember or Remember(),
+        values=Values(remember or RecordingStore()),
         now=NOW,
         tenant_id="demo",
     )
@@ -174,7 +175,7 @@ async def check_assertion(
 
 async def test_client_secret_jwt_hs256_accepted(cache: JwksCache) -> None:
     """An HS256 assertion made with the client secret authenticates the client."""
-    remember = Remember()
+    remember = RecordingStore()
     token = hs256(assertion_claims("callcenter"))
     await check_assertion(token, cache, SECRET_CLIENT, remember)
     assert remember.seen == {("client_assertion:demo:callcenter", "jti-1"): 120.0}
@@ -239,7 +240,7 @@ async def test_assertion_missing_jti_refused(cache: JwksCache) -> None:
 
 async def test_assertion_replayed_jti_refused(cache: JwksCache) -> None:
     """The same jti cannot be used twice."""
-    remember = Remember()
+    remember = RecordingStore()
     token = signed(assertion_claims())
     await check_assertion(token, cache, remember=remember)
     with pytest.raises(InvalidClientError, match="used before"):
@@ -335,7 +336,7 @@ async def test_jwks_uri_refetched_for_new_kid_at_most_every_30s(
             audiences={TOKEN_URL},
             allowed_algs=ALGS,
             keys=cache,
-            remember=Remember(),
+            values=Values(RecordingStore()),
             now=NOW,
             tenant_id="demo",
         )
@@ -411,7 +412,7 @@ def request_claims(**overrides: Any) -> dict[str, Any]:
 async def check_request(
     token: str,
     cache: JwksCache,
-    remember: Remember | None = None,
+    remember: RecordingStore | None = None,
     client: ClientConfig = KEY_CLIENT,
 ) -> dict[str, Any]:
     return await verify_request_object(
@@ -420,7 +421,7 @@ async def check_request(
         issuer=ISSUER,
         allowed_algs=ALGS,
         keys=cache,
-        remember=remember or Remember(),
+        values=Values(remember or RecordingStore()),
         now=NOW,
         tenant_id="demo",
     )
@@ -428,7 +429,7 @@ async def check_request(
 
 async def test_request_object_valid(cache: JwksCache) -> None:
     """A well-formed signed request yields its parameters."""
-    remember = Remember()
+    remember = RecordingStore()
     claims = await check_request(signed(request_claims()), cache, remember)
     assert claims["login_hint"] == "ssn:199001011239"
     assert ("request_object:demo:pos", "r-1") in remember.seen
@@ -450,7 +451,7 @@ async def test_request_object_lifetime_over_an_hour(cache: JwksCache) -> None:
 
 async def test_request_object_replayed_jti(cache: JwksCache) -> None:
     """A request object is single use."""
-    remember = Remember()
+    remember = RecordingStore()
     token = signed(request_claims())
     await check_request(token, cache, remember)
     with pytest.raises(InvalidRequestError, match="used before"):
@@ -601,7 +602,7 @@ def test_id_token_hint_too_old(tenant_keys: TenantKeys) -> None:
 
 async def test_assertion_jti_cache_is_per_tenant_and_client(cache: JwksCache) -> None:
     """A jti used by client "pos" of one tenant does not block "pos" of another tenant."""
-    remember = Remember()
+    remember = RecordingStore()
     token = signed(assertion_claims())
 
     async def use(tenant_id: str) -> None:
@@ -611,7 +612,7 @@ async def test_assertion_jti_cache_is_per_tenant_and_client(cache: JwksCache) ->
             audiences={ISSUER, TOKEN_URL},
             allowed_algs=ALGS,
             keys=cache,
-            remember=remember,
+            values=Values(remember),
             now=NOW,
             tenant_id=tenant_id,
         )

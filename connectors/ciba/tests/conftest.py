@@ -17,8 +17,9 @@ from op_support import TestOp, ciba_client, public
 
 from ciba_gateway.connector import ConnectorDeps, LoginHint, StartRequest
 from ciba_gateway.connector.testing import Resolutions, make_deps
-from ciba_gateway.flow.adapters import NamespacedState
+from ciba_gateway.store import namespaces
 from ciba_gateway.store.memory import MemoryStore
+from ciba_gateway.store.values import Values
 from ciba_gateway.tokens.keys import generate_private_jwk
 
 SECRET = "gateway-at-op-secret-0123456789abcdef"
@@ -76,7 +77,7 @@ def deps(resolutions: Resolutions) -> ConnectorDeps:
         tenant_id="t1",
         instance_name="upstream",
         base_url="http://gw.test/t1/upstream",
-        state=NamespacedState(MemoryStore(), "c:t1:upstream"),
+        state=Values(MemoryStore()).namespace(namespaces.connector_state("t1", "upstream")),
         resolve=resolutions,
         lookup=make_deps().lookup,
     )

@@ -6,29 +6,8 @@ from ciba_gateway.connector import ConnectorDeps, Outcome, StartRequest
 from ciba_gateway.flow.engine import FlowEngine, start_request_for
 from ciba_gateway.flow.model import Status
 from ciba_gateway.store import namespaces
-from ciba_gateway.store.base import ValueStore
 
-__all__ = ["NamespacedState", "connector_deps"]
-
-
-class NamespacedState:
-    """The ConnectorState of one connector instance: the store's values under a namespace."""
-
-    def __init__(self, store: ValueStore, namespace: str) -> None:
-        self._store = store
-        self._namespace = namespace
-
-    async def put(self, key: str, value: bytes, ttl: float) -> None:
-        await self._store.put_value(self._namespace, key, value, ttl)
-
-    async def get(self, key: str) -> bytes | None:
-        return await self._store.get_value(self._namespace, key)
-
-    async def take(self, key: str) -> bytes | None:
-        return await self._store.take_value(self._namespace, key)
-
-    async def incr(self, key: str, ttl: float) -> int:
-        return await self._store.incr(self._namespace, key, ttl)
+__all__ = ["connector_deps"]
 
 
 def connector_deps(
@@ -60,7 +39,7 @@ def connector_deps(
         tenant_id=tenant_id,
         instance_name=instance_name,
         base_url=base_url,
-        state=NamespacedState(engine.values, namespaces.connector_state(tenant_id, instance_name)),
+        state=engine.values.namespace(namespaces.connector_state(tenant_id, instance_name)),
         resolve=resolve,
         lookup=lookup,
         clock=engine.clock,

@@ -64,7 +64,8 @@ from ciba_gateway.flow import transitions
 from ciba_gateway.flow.model import AuthRequest, Status
 from ciba_gateway.flow.notify import Delivery
 from ciba_gateway.metrics import Metrics
-from ciba_gateway.store.base import Polled, Store, Value, ValueStore, poller
+from ciba_gateway.store.base import Polled, Store, Value, poller
+from ciba_gateway.store.values import Values
 from ciba_gateway.tracing import NO_TRACING, Span, Tracing
 
 __all__ = ["SLOW_DOWN_STEP", "FlowEngine", "NewRequest", "start_request_for"]
@@ -119,6 +120,7 @@ class FlowEngine:
         connector_kinds: Mapping[type, str] | None = None,
     ) -> None:
         self.store = store
+        self._values = Values(store)
         self.tracing = tracing
         self.connector_kinds = connector_kinds or {}
         """Connector class -> its ``type`` name in the config (a span attribute)."""
@@ -130,9 +132,9 @@ class FlowEngine:
         """Called once with every request this engine settled (the audit trail)."""
 
     @property
-    def values(self) -> ValueStore:
+    def values(self) -> Values:
         """The store's small-value space (replay caches, tokens): everything but requests."""
-        return self.store
+        return self._values
 
     @contextlib.asynccontextmanager
     async def connector_call(

@@ -157,7 +157,7 @@ async def unpack_request_object(req: BackchannelRequest) -> None:
         issuer=req.tenant.issuer,
         allowed_algs=fapi_algs(req.tenant.config, client, algs),
         keys=req.gateway.jwks_cache,
-        remember=req.gateway.store.remember,
+        values=req.gateway.store,
         now=req.gateway.clock(),
         tenant_id=req.tenant.id,
     )

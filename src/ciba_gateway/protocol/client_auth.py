@@ -56,7 +56,6 @@ from ciba_gateway.protocol.fapi import fapi_algs
 from ciba_gateway.protocol.jose import (
     HMAC_ALGS,
     JwksError,
-    Remember,
     peek_jwt,
     verify_client_assertion,
 )
@@ -68,6 +67,7 @@ if TYPE_CHECKING:
     from ciba_gateway.protocol.certificates import ClientCertificate
     from ciba_gateway.protocol.context import Gateway, TenantContext
     from ciba_gateway.protocol.jose import JwksCache
+    from ciba_gateway.store.values import Values
 
 __all__ = ["CLIENT_ASSERTION_TYPE", "authenticate_client", "authenticate_request"]
 
@@ -92,7 +92,7 @@ async def authenticate_request(
         form=form,
         audiences=tenant.client_auth_audiences,
         jwks=gateway.jwks_cache,
-        remember=gateway.store.remember,
+        values=gateway.store,
         now=gateway.clock(),
         certificate=certificate,
         trust_anchors=tenant.client_ca,
@@ -106,7 +106,7 @@ async def authenticate_client(
     form: Mapping[str, str],
     audiences: Collection[str],
     jwks: JwksCache,
-    remember: Remember,
+    values: Values,
     now: float,
     certificate: ClientCertificate | None = None,
     trust_anchors: Store | None = None,
@@ -117,7 +117,7 @@ async def authenticate_client(
         authorization: the ``Authorization`` header, if any.
         form: the request's form parameters (duplicates already refused).
         audiences: accepted ``aud`` values of client assertions.
-        remember: the jti replay cache (``Store.remember``).
+        values: the store's values, for the jti replay cache of client assertions.
         certificate: the request's TLS client certificate, if any.
         trust_anchors: the tenant's CAs for ``tls_client_auth``.
 
@@ -132,7 +132,7 @@ async def authenticate_client(
             form=form,
             audiences=audiences,
             jwks=jwks,
-            remember=remember,
+            values=values,
             now=now,
             certificate=certificate,
             trust_anchors=trust_anchors,
@@ -149,7 +149,7 @@ async def _authenticate(
     form: Mapping[str, str],
     audiences: Collection[str],
     jwks: JwksCache,
-    remember: Remember,
+    values: Values,
     now: float,
     certificate: ClientCertificate | None,
     trust_anchors: Store | None,
@@ -168,7 +168,7 @@ async def _authenticate(
     if uses_post:
         return _post(tenant, form)
     if uses_jwt:
-        return await _jwt(tenant, form, audiences=audiences, jwks=jwks, remember=remember, now=now)
+        return await _jwt(tenant, form, audiences=audiences, jwks=jwks, values=values, now=now)
     client_id = form.get("client_id")
     client = tenant.client(client_id) if client_id else None
     if client is not None and client.auth.method in TLS_AUTH_METHODS:
@@ -278,7 +278,7 @@ async def _jwt(
     *,
     audiences: Collection[str],
     jwks: JwksCache,
-    remember: Remember,
+    values: Values,
     now: float,
 ) -> ClientConfig:
     if form.get("client_assertion_type") != CLIENT_ASSERTION_TYPE:
@@ -305,7 +305,7 @@ async def _jwt(
             audiences=audiences,
             allowed_algs=fapi_algs(tenant, client, tenant.signing_algs),
             keys=jwks,
-            remember=remember,
+            values=values,
             now=now,
             tenant_id=tenant.id,
         )

@@ -16,7 +16,7 @@ from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchors
 from ciba_gateway.protocol.jose import JwksCache
 from ciba_gateway.protocol.quota import StartLimiter
-from ciba_gateway.store.base import ValueStore
+from ciba_gateway.store.values import Values
 from ciba_gateway.tokens.keys import TenantKeys
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Gateway:
         object.__setattr__(self, "trusted_proxies", proxies)
 
     @property
-    def store(self) -> ValueStore:
+    def store(self) -> Values:
         """The store's value space; requests change only through ``engine``."""
         return self.engine.values
 

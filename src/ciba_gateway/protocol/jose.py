@@ -27,7 +27,7 @@ import asyncio
 import base64
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -58,13 +58,13 @@ if TYPE_CHECKING:
     from joserfc.jws import CompactSignature
 
     from ciba_gateway.config.model import ClientConfig
+    from ciba_gateway.store.values import Namespace, Values
 
 __all__ = [
     "CLOCK_SKEW",
     "HMAC_ALGS",
     "JwksCache",
     "JwksError",
-    "Remember",
     "peek_jwt",
     "verify_client_assertion",
     "verify_id_token_hint",
@@ -82,9 +82,6 @@ SUB_ID_FORMATS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"phone_number": ("phone_number",), "email": ("email",), "ssn": ("ssn",)}
 )
 """Supported RFC 9493 ``sub_id`` formats and their required members."""
-
-Remember = Callable[[str, str, float], Awaitable[bool]]
-"""``Store.remember(namespace, key, ttl)``: True the first time a key is seen."""
 
 _ASYMMETRIC_KTY = frozenset({"EC", "RSA", "OKP"})
 _ALG_KTY: Mapping[str, str] = MappingProxyType(
@@ -374,14 +371,12 @@ def _check_claims(claims: dict[str, Any], what: str, now: float, **options: Any)
         raise _Rejected(f"{what} {reason}") from None
 
 
-async def _use_jti(
-    claims: dict[str, Any], what: str, namespace: str, remember: Remember, now: float
-) -> None:
+async def _use_jti(claims: dict[str, Any], what: str, seen: Namespace, now: float) -> None:
     jti = claims["jti"]
     if not jti or len(jti) > MAX_JTI_LENGTH:
         raise _Rejected(f"{what} has an invalid jti")
     ttl = max(float(claims["exp"]) - now + CLOCK_SKEW, 1.0)
-    if not await remember(namespace, jti, ttl):
+    if not await seen.remember(jti, ttl):
         raise _Rejected(f"{what} has been used before (jti)")
 
 
@@ -395,7 +390,7 @@ async def verify_client_assertion(
     audiences: Collection[str],
     allowed_algs: Collection[str],
     keys: JwksCache,
-    remember: Remember,
+    values: Values,
     now: float,
     tenant_id: str,
     max_lifetime: float = 300,
@@ -434,8 +429,8 @@ async def verify_client_assertion(
         )
         if claims["exp"] - now > max_lifetime + CLOCK_SKEW:
             raise _Rejected(f"{what} expires too far ahead (at most {int(max_lifetime)} s)")
-        namespace = namespaces.client_assertions(tenant_id, client.client_id)
-        await _use_jti(claims, what, namespace, remember, now)
+        seen = values.namespace(namespaces.client_assertions(tenant_id, client.client_id))
+        await _use_jti(claims, what, seen, now)
     except _Rejected as exc:
         raise InvalidClientError(exc.reason) from None
 
@@ -447,7 +442,7 @@ async def verify_request_object(
     issuer: str,
     allowed_algs: Collection[str],
     keys: JwksCache,
-    remember: Remember,
+    values: Values,
     now: float,
     tenant_id: str,
 ) -> dict[str, Any]:
@@ -484,8 +479,8 @@ async def verify_request_object(
             raise _Rejected(f"{what} lifetime (exp - nbf) exceeds 60 minutes")
         if claims.get("client_id", client.client_id) != client.client_id:
             raise _Rejected(f"{what} client_id does not match the authenticated client")
-        namespace = namespaces.request_objects(tenant_id, client.client_id)
-        await _use_jti(claims, what, namespace, remember, now)
+        seen = values.namespace(namespaces.request_objects(tenant_id, client.client_id))
+        await _use_jti(claims, what, seen, now)
     except _Rejected as exc:
         raise InvalidRequestError(exc.reason) from None
     return claims

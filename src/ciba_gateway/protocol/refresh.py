@@ -7,7 +7,7 @@ state is values in the store (namespaced per tenant), never the AuthRequest:
 - ``rt:<tenant>`` token_key(token) -> the sealed ``RefreshRecord`` (opened only
   with the token itself, like access tokens), expiring after
   ``lifetimes.refresh_token`` (idle limit) or at the family's end;
-- ``rtuse:<tenant>`` token_key(token): remembered once (``Store.remember``,
+- ``rtuse:<tenant>`` token_key(token): remembered once (``Namespace.remember``,
   atomic on every store) when the token is used, so of two replicas redeeming the
   same token at once exactly one rotates it; the winner also writes
   ``rtused:<tenant>`` (a readable marker: introspection reports the token inactive);
@@ -72,7 +72,8 @@ async def new_family(gateway: Gateway, tenant: TenantContext, now: int) -> tuple
     """Start a family; returns its id and its absolute end (epoch seconds)."""
     family = secrets.token_urlsafe(16)
     lifetime = tenant.config.lifetimes.refresh_token_max
-    await gateway.store.put_value(namespaces.refresh_families(tenant.id), family, _ALIVE, lifetime)
+    families = gateway.store.namespace(namespaces.refresh_families(tenant.id))
+    await families.put(family, _ALIVE, lifetime)
     return family, now + lifetime
 
 
@@ -105,27 +106,28 @@ async def mint_refresh_token(
         x5t=certificate.thumbprint if bound and certificate is not None else None,
     )
     blob = seal(token, msgspec.json.encode(record))
-    await gateway.store.put_value(
-        namespaces.refresh_tokens(tenant.id), token_key(token), blob, max(ttl, 1)
-    )
+    tokens = gateway.store.namespace(namespaces.refresh_tokens(tenant.id))
+    await tokens.put(token_key(token), blob, max(ttl, 1))
     return token
 
 
 async def family_alive(gateway: Gateway, tenant: TenantContext, family: str) -> bool:
     """False once the family was revoked or reached its absolute lifetime."""
-    return await gateway.store.get_value(namespaces.refresh_families(tenant.id), family) is not None
+    families = gateway.store.namespace(namespaces.refresh_families(tenant.id))
+    return await families.get(family) is not None
 
 
 async def revoke_family(gateway: Gateway, tenant: TenantContext, family: str) -> None:
     """End every refresh and access token of the family."""
-    await gateway.store.take_value(namespaces.refresh_families(tenant.id), family)
+    await gateway.store.namespace(namespaces.refresh_families(tenant.id)).take(family)
 
 
 async def refresh_record(
     gateway: Gateway, tenant: TenantContext, token: str
 ) -> RefreshRecord | None:
     """The record of a refresh token of this tenant (used or not), or None."""
-    blob = await gateway.store.get_value(namespaces.refresh_tokens(tenant.id), token_key(token))
+    tokens = gateway.store.namespace(namespaces.refresh_tokens(tenant.id))
+    blob = await tokens.get(token_key(token))
     if blob is None:
         return None
     try:
@@ -140,10 +142,8 @@ async def is_active(gateway: Gateway, tenant: TenantContext, token: str) -> Refr
     record = await refresh_record(gateway, tenant, token)
     if record is None or not await family_alive(gateway, tenant, record.family):
         return None
-    if (
-        await gateway.store.get_value(namespaces.refresh_used(tenant.id), token_key(token))
-        is not None
-    ):
+    used = gateway.store.namespace(namespaces.refresh_used(tenant.id))
+    if await used.get(token_key(token)) is not None:
         return None
     return record
 
@@ -165,7 +165,8 @@ async def rotate(
     if record is None:
         raise InvalidGrantError("the refresh token is invalid or expired")
     ttl = max(record.exp - gateway.clock(), 1.0)
-    first = await gateway.store.remember(namespaces.refresh_uses(tenant.id), token_key(token), ttl)
+    uses = gateway.store.namespace(namespaces.refresh_uses(tenant.id))
+    first = await uses.remember(token_key(token), ttl)
     misuse = None
     if not first:
         misuse = "the refresh token was already used; its grant is revoked"
@@ -182,5 +183,6 @@ async def rotate(
         gateway, tenant, record.family
     ):
         raise InvalidGrantError("the refresh token's grant was revoked or has ended")
-    await gateway.store.put_value(namespaces.refresh_used(tenant.id), token_key(token), _ALIVE, ttl)
+    used = gateway.store.namespace(namespaces.refresh_used(tenant.id))
+    await used.put(token_key(token), _ALIVE, ttl)
     return record

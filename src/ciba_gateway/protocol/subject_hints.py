@@ -14,7 +14,8 @@ import msgspec
 from ciba_gateway.config.model import TenantConfig
 from ciba_gateway.connector import LoginHint
 from ciba_gateway.store import namespaces
-from ciba_gateway.store.base import Store, Value
+from ciba_gateway.store.base import Value
+from ciba_gateway.store.values import Values
 from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = ["recall_subject_hint", "subject_hint_value"]
@@ -24,17 +25,18 @@ def _key_material(tenant: TenantConfig, sub: str) -> str:
     return f"{tenant.id}:{tenant.subject.salt}:{sub}"
 
 
-def subject_hint_value(tenant: TenantConfig, sub: str, hint: LoginHint) -> Value:
-    """The stored value that records ``sub`` was issued for ``hint`` (for ``put_value``)."""
+def subject_hint_value(values: Values, tenant: TenantConfig, sub: str, hint: LoginHint) -> Value:
+    """The value, not yet written, that records ``sub`` was issued for ``hint``."""
     blob = seal(_key_material(tenant, sub), msgspec.msgpack.encode(hint))
-    return namespaces.subject_hints(tenant.id), sub, blob, tenant.lifetimes.id_token_hint
+    hints = values.namespace(namespaces.subject_hints(tenant.id))
+    return hints.value(sub, blob, tenant.lifetimes.id_token_hint)
 
 
-async def recall_subject_hint(store: Store, tenant: TenantConfig, sub: str) -> LoginHint | None:
+async def recall_subject_hint(values: Values, tenant: TenantConfig, sub: str) -> LoginHint | None:
     """The hint ``sub`` was issued for, or None when unknown or forgotten."""
     if not sub:
         return None
-    blob = await store.get_value(namespaces.subject_hints(tenant.id), sub)
+    blob = await values.namespace(namespaces.subject_hints(tenant.id)).get(sub)
     if blob is None:
         return None
     try:

@@ -159,7 +159,7 @@ async def issue_tokens(
     """
     grant = await _grant(gateway, tenant, client, request, certificate)
     for value in grant.values:
-        await gateway.store.put_value(*value)
+        await gateway.store.put(value)
     return _response(tenant, client, request, grant, push=push)
 
 
@@ -210,9 +210,9 @@ async def _grant(
             now=now,
         )
     access_token, record = _access_token(
-        tenant, client, sub, request.scope, claims, certificate, family, now
+        gateway, tenant, client, sub, request.scope, claims, certificate, family, now
     )
-    hint = subject_hint_value(config, sub, request.login_hint)
+    hint = subject_hint_value(gateway.store, config, sub, request.login_hint)
     return _Grant(sub, approved, access_token, refresh_token, (record, hint), now)
 
 
@@ -259,6 +259,7 @@ def _response(
 
 
 def _access_token(
+    gateway: Gateway,
     tenant: TenantContext,
     client: ClientConfig,
     sub: str,
@@ -294,12 +295,8 @@ def _access_token(
         family=family,
     )
     sealed = seal(access_token, msgspec.json.encode(record))
-    return access_token, (
-        namespaces.access_tokens(tenant.id),
-        token_key(access_token),
-        sealed,
-        lifetime,
-    )
+    records = gateway.store.namespace(namespaces.access_tokens(tenant.id))
+    return access_token, records.value(token_key(access_token), sealed, lifetime)
 
 
 def _access_jwt(
@@ -367,9 +364,17 @@ async def _refresh(
                 claims.pop(claim, None)
     now = int(gateway.clock())
     access_token, value = _access_token(
-        tenant, client, record.sub, scope or record.scope, claims, certificate, record.family, now
+        gateway,
+        tenant,
+        client,
+        record.sub,
+        scope or record.scope,
+        claims,
+        certificate,
+        record.family,
+        now,
     )
-    await gateway.store.put_value(*value)
+    await gateway.store.put(value)
     new_token = await refresh.mint_refresh_token(
         gateway,
         tenant,
@@ -413,9 +418,8 @@ async def access_record(
     gateway: Gateway, tenant: TenantContext, access_token: str
 ) -> AccessRecord | None:
     """The live record of an access token of this tenant, or None."""
-    blob = await gateway.store.get_value(
-        namespaces.access_tokens(tenant.id), token_key(access_token)
-    )
+    records = gateway.store.namespace(namespaces.access_tokens(tenant.id))
+    blob = await records.get(token_key(access_token))
     if blob is None:
         return None
     try:
@@ -431,7 +435,8 @@ async def access_record(
 
 async def drop_access_token(gateway: Gateway, tenant: TenantContext, access_token: str) -> None:
     """Forget an access token (revocation): it is invalid from now on, on every replica."""
-    await gateway.store.take_value(namespaces.access_tokens(tenant.id), token_key(access_token))
+    records = gateway.store.namespace(namespaces.access_tokens(tenant.id))
+    await records.take(token_key(access_token))
 
 
 def holds_binding(record: AccessRecord, certificate: ClientCertificate | None) -> bool:

@@ -1,9 +1,13 @@
-"""The Store protocol every backend implements (memory, SQLite, Redis).
+"""The store protocols every backend implements (memory, SQLite, Redis).
 
-All methods are async and safe to call from many tasks, processes (SQLite) or
-replicas (Redis). State changes of a request go through ``transition``, a
-compare-and-set on ``AuthRequest.version``: of two writers starting from the
-same version exactly one wins, which is how a token is issued once.
+A store serves two concerns. ``RequestStore`` keeps auth requests: only the flow
+engine calls it, and every state change is ``transition``, a compare-and-set on
+``AuthRequest.version``: of two writers starting from the same version exactly
+one wins, which is how a token is issued once. ``ValueStore`` keeps small
+expiring values in namespaces (replay caches, tokens, connector state); callers
+reach it through ``store.values.Values``, one declared namespace at a time.
+``Store`` is both, as one backend serves both. All methods are async and safe to
+call from many tasks, processes (SQLite) or replicas (Redis).
 """
 
 from __future__ import annotations
@@ -12,11 +16,15 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from ciba_gateway.flow.model import AuthRequest
+from ciba_gateway.store.namespaces import Name
 
-__all__ = ["Polled", "Store", "Value", "ValueStore", "poller"]
+__all__ = ["Polled", "RequestStore", "Store", "Value", "ValueStore", "poller"]
 
-Value = tuple[str, str, bytes, float]
-"""A small value to store: (namespace, key, value, ttl seconds), as ``put_value`` takes it."""
+Value = tuple[Name, str, bytes, float]
+"""A small value to store: (namespace, key, value, ttl seconds), as ``put_value`` takes it.
+
+Made by ``Namespace.value``; ``RequestStore.transition`` writes them with a request.
+"""
 
 Polled = tuple[AuthRequest, int | None]
 """What ``Store.poll`` returns: the request, and its grown interval if the poll came too early."""
@@ -29,7 +37,11 @@ def poller(tenant_id: str, client_id: str) -> str:
 
 @runtime_checkable
 class ValueStore(Protocol):
-    """The small-value space of a store: replay caches, tokens, pacing, connector state."""
+    """Small expiring values, kept apart by namespace: what a backend implements.
+
+    The namespace is any string here; the gateway passes only declared ones
+    (``store.namespaces``), through ``store.values.Namespace``.
+    """
 
     async def remember(self, namespace: str, key: str, ttl: float) -> bool:
         """Record ``key`` once; True the first time, False while it is remembered (jti replay)."""
@@ -56,12 +68,11 @@ class ValueStore(Protocol):
 
 
 @runtime_checkable
-class Store(ValueStore, Protocol):
-    """Persistence for auth requests, replay caches and small keyed values.
+class RequestStore(Protocol):
+    """Auth requests: create, read, compare-and-set, lease due work; and the lifecycle.
 
-    Only the flow engine (``ciba_gateway.flow.engine``) calls the request methods
-    (``create``, ``transition``, ``lease_due``, ``release_leases``); everything else
-    gets the ``ValueStore`` part.
+    Only the flow engine (``ciba_gateway.flow.engine``) calls the request methods;
+    the app's lifespan calls ``open``/``close``, readiness calls ``ping``.
     """
 
     async def open(self) -> None:
@@ -123,3 +134,8 @@ class Store(ValueStore, Protocol):
 
     async def count_pending(self) -> int:
         """How many requests are pending (metrics)."""
+
+
+@runtime_checkable
+class Store(RequestStore, ValueStore, Protocol):
+    """A backend: the request store and the value store in one (one connection, one file)."""

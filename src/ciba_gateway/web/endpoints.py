@@ -199,7 +199,7 @@ async def readyz(request: AnyRequest) -> Response[bytes]:
     if gateway is None:
         return json_response({"status": "starting"}, 503)
     try:
-        store_ok = await gateway.store.ping()
+        store_ok = await gateway.engine.store.ping()
     except Exception:
         store_ok = False
     tenants = {
@@ -242,7 +242,7 @@ async def metrics(request: AnyRequest) -> Response[bytes]:
     if gateway is not None:
         _check_metrics_token(gateway.config.server.metrics_token, request)
         try:
-            registry.pending.set(await gateway.store.count_pending())
+            registry.pending.set(await gateway.engine.store.count_pending())
         except Exception:
             registry.pending.set(float("nan"))
     media_type, encoding = split_charset(CONTENT_TYPE)
