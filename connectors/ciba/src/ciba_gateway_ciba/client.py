@@ -22,6 +22,7 @@ from ciba_gateway.connector import (
     build_client,
     call_with_retries,
     decode_json,
+    never_sent,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.config import Config
@@ -33,19 +34,10 @@ from ciba_gateway_ciba.wire import (
     exchange,
 )
 
-__all__ = ["CIBA_GRANT", "Provider", "never_sent"]
+__all__ = ["CIBA_GRANT", "Provider"]
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 _FORM = {"Accept": "application/json"}
-
-
-def never_sent(exc: BaseException) -> bool:
-    """True when a request surely did not reach the upstream, so sending it again is safe.
-
-    A read timeout may come after the upstream acted (started an authentication,
-    consumed a grant); only failures before the request went out are retried.
-    """
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 class Provider:
@@ -137,6 +129,8 @@ class Provider:
         return await self._post(metadata.token_endpoint, form)
 
     async def _post(self, url: str, form: dict[str, str]) -> Answer:
+        # A read timeout may come after the upstream acted (started an authentication,
+        # consumed a grant): only a request that surely never went out is sent again.
         async def send() -> Answer:
             headers, fields = self.credentials.apply(self.config.issuer)
             data = {**form, **fields}

@@ -37,6 +37,7 @@ from ciba_gateway.connector import (
     Denied,
     Expired,
     Failed,
+    Identity,
     InvalidHint,
     LoginHint,
     Pending,
@@ -45,16 +46,16 @@ from ciba_gateway.connector import (
     StartRequest,
     UpstreamRejected,
     UpstreamUnavailable,
-    UserNotFound,
+    best_effort,
     decode_json,
     identity_mismatch,
-    mask_text,
 )
 from ciba_gateway_ciba.assertion import ClientCredentials
 from ciba_gateway_ciba.client import Provider
 from ciba_gateway_ciba.config import Config
-from ciba_gateway_ciba.identity import MappingError, hint_mismatch, to_identity
-from ciba_gateway_ciba.idtoken import InvalidIdToken, verify_id_token
+from ciba_gateway_ciba.errors import safe_code, started, translated, unavailable
+from ciba_gateway_ciba.identity import hint_mismatch, to_identity
+from ciba_gateway_ciba.idtoken import verify_id_token
 from ciba_gateway_ciba.wire import (
     Answer,
     BackchannelAnswer,
@@ -77,7 +78,6 @@ _TERMINAL_TOKEN_ERRORS: dict[str, type[Denied | Expired | Failed]] = {
     "expired_token": Expired,
     "transaction_failed": Failed,
 }
-_UNAVAILABLE = frozenset({"temporarily_unavailable", "server_error", "slow_down"})
 
 
 class PingRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,19 +89,6 @@ class PingRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _record_decoder = msgspec.json.Decoder(PingRecord)
-
-
-def _safe(text: str | None) -> str:
-    """An upstream error code fit for a client-visible description."""
-    return "".join(ch for ch in (text or "") if ch.isalnum() or ch in "_-.")[:40] or "unknown"
-
-
-def _unavailable(status: int, error: str) -> bool:
-    """Worth trying again later: a server fault, throttling, or an endpoint that moved.
-
-    A 404 also drops the cached discovery (client.py), so the retry reads it again.
-    """
-    return status >= 500 or status in (404, 429) or error in _UNAVAILABLE
 
 
 def _token_key(token: str) -> str:
@@ -191,18 +178,10 @@ class CibaConnector(BaseConnector):
         return PingRecord(ref=request.ref, session=session, expires_at=deadline)
 
     async def _backchannel(self, form: dict[str, str]) -> BackchannelAnswer:
-        try:
+        with translated(self._log, "start"):
             self._check_support(await self.provider.metadata())
             answer = await self.provider.backchannel(form)
-        except (httpx.HTTPError, UpstreamProtocolError) as exc:
-            self._log.warning("ciba_start_failed", error=type(exc).__name__)
-            raise UpstreamUnavailable("the upstream provider could not be reached") from exc
-        if answer.status != 200:
-            raise self._start_error(answer)
-        try:
-            return decode(answer.body, BackchannelAnswer)
-        except UpstreamProtocolError as exc:
-            raise UpstreamUnavailable("the upstream provider answered malformed JSON") from exc
+        return started(self._log, answer)
 
     def _check_support(self, metadata: Metadata) -> None:
         """Refuse before sending when discovery says the upstream cannot serve this config."""
@@ -216,23 +195,6 @@ class CibaConnector(BaseConnector):
             raise UpstreamRejected(
                 f"the upstream provider does not accept {self.config.auth.method}"
             )
-
-    def _start_error(self, answer: Answer) -> Exception:
-        error = error_of(answer)
-        code = _safe(error.error)
-        self._log.warning(
-            "ciba_start_refused",
-            status=answer.status,
-            error=code,
-            description=mask_text(error.error_description or "")[:200],
-        )
-        if error.error == "unknown_user_id":
-            return UserNotFound("the upstream provider does not know this user")
-        if error.error == "invalid_binding_message":
-            return InvalidHint("the upstream provider refused the binding_message")
-        if _unavailable(answer.status, error.error):
-            return UpstreamUnavailable(f"the upstream provider is unavailable ({code})")
-        return UpstreamRejected(f"the upstream provider refused the request ({code})")
 
     # --- poll ---------------------------------------------------------------
 
@@ -249,12 +211,10 @@ class CibaConnector(BaseConnector):
             return Failed(reason="the upstream session has no auth_req_id")
         interval = float(session.get("interval") or self.config.interval)
         try:
-            answer = await self.provider.token(auth_req_id)
-        except httpx.HTTPError as exc:
-            self._log.warning("ciba_token_failed", error=type(exc).__name__)
-            raise UpstreamUnavailable("the upstream token endpoint could not be reached") from exc
-        except UpstreamProtocolError as exc:
-            return Failed(reason=f"the upstream token endpoint answered badly ({exc})")
+            with translated(self._log, "token"):
+                answer = await self.provider.token(auth_req_id)
+        except UpstreamRejected as exc:
+            return Failed(reason=exc.description)
         if answer.status == 200:
             return await self._approved(answer, session, auth_req_id)
         error = error_of(answer)
@@ -264,42 +224,22 @@ class CibaConnector(BaseConnector):
             interval += SLOW_DOWN_STEP
             return Pending(poll_after=interval, session={**session, "interval": interval})
         outcome = _TERMINAL_TOKEN_ERRORS.get(error.error)
-        self._log.info("ciba_upstream_refused", status=answer.status, error=_safe(error.error))
+        code = safe_code(error.error)
+        self._log.info("ciba_upstream_refused", status=answer.status, error=code)
         if outcome is not None:
             return outcome(reason=f"the upstream provider answered {error.error}")
-        if _unavailable(answer.status, error.error):
-            raise UpstreamUnavailable(f"the upstream token endpoint failed ({_safe(error.error)})")
-        code = _safe(error.error)
+        if unavailable(answer.status, error.error):
+            raise UpstreamUnavailable(f"the upstream token endpoint failed ({code})")
         return Failed(reason=f"the upstream provider refused the token request ({code})")
 
     async def _approved(
         self, answer: Answer, session: dict[str, Any], auth_req_id: str
     ) -> Approved | Failed:
         try:
-            tokens = decode(answer.body, TokenAnswer)
-            metadata = await self.provider.metadata()
-            claims = await verify_id_token(
-                tokens.id_token,
-                keys=self.provider.keys,
-                issuer=metadata.issuer,
-                client_id=self.config.client_id,
-                algorithms=metadata.id_token_signing_alg_values_supported,
-                now=self.deps.clock(),
-                skew=self.config.clock_skew,
-                auth_req_id=auth_req_id,
-                access_token=tokens.access_token,
-                require_at_hash=self.config.require_at_hash,
-            )
-            if self.config.userinfo:
-                claims = await self._with_userinfo(claims, tokens.access_token)
-            identity = to_identity(claims, self.config.identity, self.deps.clock())
-        except (InvalidIdToken, MappingError, UpstreamProtocolError) as exc:
-            self._log.warning("ciba_id_token_refused", reason=str(exc))
-            return Failed(reason=f"the upstream's answer failed verification: {exc}")
-        except httpx.HTTPError as exc:
-            # The grant is consumed: there is no second chance to fetch keys or userinfo.
-            self._log.warning("ciba_jwks_or_userinfo_failed", error=type(exc).__name__)
-            return Failed(reason="the upstream's keys or userinfo could not be fetched")
+            with translated(self._log, "verify"):
+                identity = await self._verified(answer, auth_req_id)
+        except UpstreamRejected as exc:
+            return Failed(reason=exc.description)
         hint = _hint_of(session)
         if hint is None:
             return Failed(reason="the upstream session does not name the person asked for")
@@ -309,6 +249,26 @@ class CibaConnector(BaseConnector):
             return Failed(reason=mismatch)
         self._log.info("ciba_upstream_approved")
         return Approved(identity=identity)
+
+    async def _verified(self, answer: Answer, auth_req_id: str) -> Identity:
+        """The Identity of a token answer whose ID token (and userinfo) passed every check."""
+        tokens = decode(answer.body, TokenAnswer)
+        metadata = await self.provider.metadata()
+        claims = await verify_id_token(
+            tokens.id_token,
+            keys=self.provider.keys,
+            issuer=metadata.issuer,
+            client_id=self.config.client_id,
+            algorithms=metadata.id_token_signing_alg_values_supported,
+            now=self.deps.clock(),
+            skew=self.config.clock_skew,
+            auth_req_id=auth_req_id,
+            access_token=tokens.access_token,
+            require_at_hash=self.config.require_at_hash,
+        )
+        if self.config.userinfo:
+            claims = await self._with_userinfo(claims, tokens.access_token)
+        return to_identity(claims, self.config.identity, self.deps.clock())
 
     async def _with_userinfo(self, claims: dict[str, Any], access_token: str) -> dict[str, Any]:
         """The ID token's claims plus the userinfo claims it lacks (same ``sub`` only)."""
@@ -369,10 +329,11 @@ class CibaConnector(BaseConnector):
         """CIBA has no cancel: forget the notification token; the upstream request is abandoned."""
         key = session.get("ping")
         if isinstance(key, str):
-            await self.deps.state.take(key)
+            await best_effort(lambda: self.deps.state.take(key), log=self._log, event="ciba_cancel")
 
     async def aclose(self) -> None:
-        await self.provider.aclose()
+        """Close the HTTP client, best effort."""
+        await best_effort(self.provider.aclose, log=self._log, event="ciba_close")
 
 
 def _answer(status: int, description: str) -> CallbackResponse:
