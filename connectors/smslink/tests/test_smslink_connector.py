@@ -174,6 +174,24 @@ async def test_failed_send_leaves_no_link(
     assert not any(key.startswith("link:") for key in gateway.state.data)
 
 
+async def test_a_sender_bug_is_unavailable_and_leaves_no_link(
+    gateway: Gateway, make_connector: Callable[..., SmsLinkConnector]
+) -> None:
+    """A sender plugin raising something else than a ConnectorError: UpstreamUnavailable."""
+    connector = make_connector()
+
+    async def broken(message: object) -> object:
+        raise RuntimeError("plugin bug")
+
+    connector.sender.send = broken  # type: ignore[method-assign]
+
+    with pytest.raises(UpstreamUnavailable, match="could not be sent") as raised:
+        await connector.start(start_request(gateway))
+
+    assert isinstance(raised.value.__cause__, RuntimeError)
+    assert not any(key.startswith("link:") for key in gateway.state.data)
+
+
 async def test_poll_only_says_pending(
     gateway: Gateway, make_connector: Callable[..., SmsLinkConnector]
 ) -> None:

@@ -148,15 +148,29 @@ async def test_connection_error_is_retried(make_sender: Callable[..., Any]) -> N
     assert receipt.provider_id == "SM44"
 
 
-async def test_persistent_5xx_is_upstream_unavailable(make_sender: Callable[..., Any]) -> None:
-    """After the retry budget (3 attempts) a 5xx provider is UpstreamUnavailable."""
-    recorder = Recorder(httpx.Response(500))
+async def test_persistent_503_is_upstream_unavailable(make_sender: Callable[..., Any]) -> None:
+    """After the retry budget (3 attempts) a provider answering 503 is UpstreamUnavailable."""
+    recorder = Recorder(httpx.Response(503))
     sender = make_sender(TWILIO, recorder)
 
-    with pytest.raises(UpstreamUnavailable, match="HTTP 500"):
+    with pytest.raises(UpstreamUnavailable, match="HTTP 503"):
         await sender.send(MESSAGE)
 
     assert len(recorder.requests) == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_a_5xx_that_may_have_sent_is_not_retried(
+    make_sender: Callable[..., Any], status: int
+) -> None:
+    """After a 500, 502 or 504 the text may be on its way: no second send, UpstreamUnavailable."""
+    recorder = Recorder(httpx.Response(status), httpx.Response(201, json={"sid": "SM45"}))
+    sender = make_sender(TWILIO, recorder)
+
+    with pytest.raises(UpstreamUnavailable, match=f"HTTP {status}"):
+        await sender.send(MESSAGE)
+
+    assert len(recorder.requests) == 1
 
 
 async def test_read_timeout_is_not_retried(make_sender: Callable[..., Any]) -> None:
@@ -188,13 +202,24 @@ async def test_4xx_is_rejected_without_retry(make_sender: Callable[..., Any]) ->
     assert "+46701234567" not in caught.value.description
 
 
-@pytest.mark.parametrize("status", [401, 429])
-async def test_other_4xx_also_rejected_once(make_sender: Callable[..., Any], status: int) -> None:
-    """Auth failures and throttling (4xx) are refusals after exactly one request."""
-    recorder = Recorder(httpx.Response(status, text="nope"))
+async def test_an_auth_failure_is_rejected_once(make_sender: Callable[..., Any]) -> None:
+    """A 401 is a refusal after exactly one request."""
+    recorder = Recorder(httpx.Response(401, text="nope"))
     sender = make_sender(TWILIO, recorder)
 
-    with pytest.raises(UpstreamRejected, match=f"HTTP {status}"):
+    with pytest.raises(UpstreamRejected, match="HTTP 401"):
+        await sender.send(MESSAGE)
+
+    assert len(recorder.requests) == 1
+
+
+@pytest.mark.parametrize("status", [408, 429])
+async def test_throttling_is_unavailable_once(make_sender: Callable[..., Any], status: int) -> None:
+    """Throttling and a request timeout pass with time: UpstreamUnavailable, one request."""
+    recorder = Recorder(httpx.Response(status, text="slow down"))
+    sender = make_sender(TWILIO, recorder)
+
+    with pytest.raises(UpstreamUnavailable, match=f"HTTP {status}"):
         await sender.send(MESSAGE)
 
     assert len(recorder.requests) == 1

@@ -27,6 +27,7 @@ from ciba_gateway.connector import (
     ConnectorDeps,
     ConnectorError,
     Denied,
+    ErrorBoundary,
     Evidence,
     Failed,
     Identity,
@@ -39,6 +40,7 @@ from ciba_gateway.connector import (
     UpstreamUnavailable,
     UserBusy,
     UserNotFound,
+    best_effort,
     details,
     identity_mismatch,
     mask_phone,
@@ -76,6 +78,18 @@ USED_GRACE = 600.0
 
 _record_decoder = msgspec.json.Decoder(LinkRecord)
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class _SenderErrors(ErrorBoundary):
+    """The sender plugin's contract: it raises ConnectorErrors; anything else is an outage."""
+
+    __slots__ = ()
+
+    def translate(self, exc: Exception) -> ConnectorError | None:
+        return UpstreamUnavailable("the text message could not be sent")
+
+
+_sender_errors = _SenderErrors()
 
 
 def _number_hash(number: str) -> str:
@@ -155,8 +169,9 @@ class SmsLinkConnector(BaseConnector):
             reference=digest[:16],
         )
         try:
-            receipt = await self.sender.send(message)
-        except Exception as exc:
+            with _sender_errors:
+                receipt = await self.sender.send(message)
+        except ConnectorError as exc:
             # No text went out (as far as we know): leave no usable link behind.
             await self.deps.state.take(link_key(digest))
             log.warning(
@@ -167,9 +182,7 @@ class SmsLinkConnector(BaseConnector):
                 reference=message.reference,
                 error=type(exc).__name__,
             )
-            if isinstance(exc, ConnectorError):
-                raise
-            raise UpstreamUnavailable("the text message could not be sent") from exc
+            raise
         log.info(
             "sms_link_sent",
             tenant=self.deps.tenant_id,
@@ -199,15 +212,20 @@ class SmsLinkConnector(BaseConnector):
         return Pending(poll_after=NO_POLL)
 
     async def cancel(self, session: dict[str, Any]) -> None:
+        """Delete the link (best effort): an open after the request expired finds nothing."""
         digest = session.get("link")
         if isinstance(digest, str):
-            await self.deps.state.take(link_key(digest))
+            await best_effort(
+                lambda: self.deps.state.take(link_key(digest)),
+                log=log.bind(tenant=self.deps.tenant_id),
+                event="smslink_cancel",
+            )
 
     async def aclose(self) -> None:
-        try:
-            await self.sender.aclose()
-        finally:
-            await self.directory.aclose()
+        """Close the sender and the directory client, each best effort."""
+        closing = log.bind(tenant=self.deps.tenant_id)
+        await best_effort(self.sender.aclose, log=closing, event="smslink_sender_close")
+        await best_effort(self.directory.aclose, log=closing, event="smslink_directory_close")
 
     # --- the page ---------------------------------------------------------
 

@@ -22,12 +22,14 @@ from msgspec import Meta
 
 from ciba_gateway.connector import (
     MAX_UPSTREAM_JSON_BYTES,
+    ConnectorError,
+    ErrorBoundary,
     HttpSettings,
     UpstreamUnavailable,
     build_client,
+    call_with_retries,
     decode_json,
     is_transient,
-    retrying,
 )
 from ciba_gateway_smslink.senders import Sleep
 
@@ -79,6 +81,20 @@ class HttpDirectory(
 
 
 Directory = AllowListDirectory | HttpDirectory
+
+
+class _DirectoryErrors(ErrorBoundary):
+    """The directory's one error-translation boundary: every HTTP failure is an outage."""
+
+    __slots__ = ()
+
+    def translate(self, exc: Exception) -> ConnectorError | None:
+        if isinstance(exc, httpx.HTTPError):
+            return UpstreamUnavailable("the phone number directory is unavailable")
+        return None
+
+
+_directory_errors = _DirectoryErrors()
 
 
 class Known(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,11 +154,10 @@ class DirectoryClient:
             return response
 
         # A lookup has no side effect: retrying it is safe.
-        policy = retrying(config.http.retries, predicate=is_transient, sleep=self._sleep)
-        try:
-            response: httpx.Response = await policy(attempt)
-        except httpx.HTTPError:
-            raise UpstreamUnavailable("the phone number directory is unavailable") from None
+        with _directory_errors:
+            response = await call_with_retries(
+                attempt, config.http.retries, predicate=is_transient, sleep=self._sleep
+            )
         if response.status_code == 404:
             return None
         if response.status_code != 200:

@@ -26,13 +26,17 @@ from msgspec import Meta
 
 from ciba_gateway.connector import (
     MAX_UPSTREAM_JSON_BYTES,
+    ConnectorError,
+    ErrorBoundary,
     HttpSettings,
     UpstreamRejected,
     UpstreamUnavailable,
     build_client,
+    call_with_retries,
     decode_json,
     mask_phone,
-    retrying,
+    never_sent,
+    unavailable_status,
 )
 
 __all__ = [
@@ -245,21 +249,49 @@ class HttpSenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             raise ValueError("success_statuses must not be empty")
 
 
-class _ServerError(Exception):
-    """A 5xx answer: the provider failed; worth another try."""
+class _NotSent(Exception):
+    """An answer with a status outside ``success_statuses``."""
 
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.status = response.status_code
+        self.response = response
 
 
-_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 def _retryable(exc: BaseException) -> bool:
-    # A read timeout may mean the text is on its way: do not send it twice.
-    return isinstance(exc, (_ServerError, *_NEVER_SENT))
+    """A send that surely did not go out: no connection, or a 503 (the request was not handled).
+
+    After a read timeout, a 500, 502 or 504 the text may be on its way: it is not sent twice.
+    """
+    return never_sent(exc) or (isinstance(exc, _NotSent) and exc.status == 503)
+
+
+class _ProviderErrors(ErrorBoundary):
+    """The HTTP sender's one error-translation boundary: provider failures to ConnectorErrors.
+
+    5xx, 408, 429 and transport errors are ``UpstreamUnavailable``; any other
+    status outside ``success_statuses`` is a refusal (``UpstreamRejected``, with the
+    provider's error code when it is a short token, never its message).
+    """
+
+    __slots__ = ()
+
+    def translate(self, exc: Exception) -> ConnectorError | None:
+        if isinstance(exc, _NotSent):
+            if unavailable_status(exc.status):
+                return UpstreamUnavailable(f"the SMS provider failed (HTTP {exc.status})")
+            code = _error_code(exc.response)
+            detail = f"HTTP {exc.status}" + (f", code {code}" if code else "")
+            return UpstreamRejected(f"the SMS provider refused the message ({detail})")
+        if isinstance(exc, httpx.TransportError):
+            return UpstreamUnavailable("the SMS provider could not be reached")
+        return None
+
+
+_provider_errors = _ProviderErrors()
 
 
 def _error_code(response: httpx.Response) -> str | None:
@@ -277,9 +309,9 @@ def _error_code(response: httpx.Response) -> str | None:
 class HttpSender:
     """A generic HTTP SMS provider client (Twilio, 46elks, Sinch-like APIs).
 
-    Retries 5xx answers and connection failures (nothing sent yet) with the
-    ``http.retries`` budget; a 4xx is a refusal (``UpstreamRejected``) and is
-    never retried.
+    Retries only what surely sent nothing (no connection, a 503) with the
+    ``http.retries`` budget; 5xx, 408 and 429 are ``UpstreamUnavailable``, another
+    4xx is a refusal (``UpstreamRejected``).
     """
 
     Config = HttpSenderConfig
@@ -313,25 +345,20 @@ class HttpSender:
         if self._auth is not None:
             kwargs["auth"] = self._auth
         response = await self._client.post(self.config.url, **kwargs)
-        if response.status_code >= 500:
-            raise _ServerError(response.status_code)
+        if response.status_code not in self.config.success_statuses:
+            raise _NotSent(response)
         return response
 
     async def send(self, message: SmsMessage) -> SendReceipt:
         payload = self._payload(message)
-        policy = retrying(self.config.http.retries, predicate=_retryable, sleep=self._sleep)
-        try:
-            response: httpx.Response = await policy(self._post, payload)
-        except _ServerError as exc:
-            raise UpstreamUnavailable(f"the SMS provider failed (HTTP {exc.status})") from None
-        except httpx.TransportError:
-            raise UpstreamUnavailable("the SMS provider could not be reached") from None
-        status = response.status_code
-        if status in self.config.success_statuses:
-            return SendReceipt(provider_id=self._provider_id(response))
-        code = _error_code(response)
-        detail = f"HTTP {status}" + (f", code {code}" if code else "")
-        raise UpstreamRejected(f"the SMS provider refused the message ({detail})")
+        with _provider_errors:
+            response = await call_with_retries(
+                lambda: self._post(payload),
+                self.config.http.retries,
+                predicate=_retryable,
+                sleep=self._sleep,
+            )
+        return SendReceipt(provider_id=self._provider_id(response))
 
     def _provider_id(self, response: httpx.Response) -> str | None:
         if self.config.id_field is None:
