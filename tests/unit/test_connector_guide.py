@@ -7,9 +7,11 @@ import re
 import tomllib
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 
+import ciba_gateway.connector as connector_api
 from ciba_gateway.connector import (
     CONNECTOR_GROUP,
     SIMULATOR_GROUP,
@@ -19,7 +21,10 @@ from ciba_gateway.connector import (
     Identity,
     LoginHint,
     StartRequest,
+    UpstreamRejected,
+    UpstreamUnavailable,
     api,
+    outbound,
     testing,
 )
 
@@ -74,3 +79,39 @@ def test_step_one_subclasses_the_suites() -> None:
 
     assert {"ConnectorContract", "UpstreamContract", "IdentityContract", "Subject"} <= bases
     assert GUIDE.index("## Step one: run the contract suite") < GUIDE.index("## The connector")
+
+
+def test_every_outbound_helper_is_named() -> None:
+    """Each helper of ``connector.outbound`` the API exports is in the guide (one retry helper)."""
+    exported = [name for name in outbound.__all__ if name in connector_api.__all__]
+    missing = [name for name in exported if f"`{name}" not in GUIDE]
+
+    assert {"ErrorBoundary", "best_effort", "call_with_retries", "never_sent"} <= set(exported)
+    assert "retrying" not in connector_api.__all__
+    assert missing == []
+
+
+def test_the_shape_example_translates_as_it_says() -> None:
+    """The boundary of "One shape" runs: codes, statuses and transport errors map as documented."""
+    (block,) = [b for b in blocks("python") if "class translated(ErrorBoundary)" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(block, "connectors/README.md", "exec"), namespace)  # noqa: S102 - the guide's own code
+    boundary, error = namespace["translated"], namespace["AcmeError"]
+    events: list[str] = []
+
+    class Log:
+        def warning(self, event: str, **fields: object) -> None:
+            events.append(event)
+
+    def raised(exc: Exception) -> BaseException:
+        with pytest.raises(Exception) as caught, boundary(Log()):  # type: ignore[operator]
+            raise exc
+        return caught.value
+
+    assert isinstance(raised(error(503, "busy", "later")), UpstreamUnavailable)  # type: ignore[operator]
+    refused = raised(error(400, "badRef", "no such ref"))  # type: ignore[operator]
+    assert isinstance(refused, UpstreamRejected)
+    assert "badRef" in str(refused)
+    assert isinstance(raised(httpx.ReadTimeout("slow")), UpstreamUnavailable)
+    assert isinstance(raised(KeyError("bug")), KeyError)
+    assert events == ["acme_refused", "acme_refused", "acme_failed"]

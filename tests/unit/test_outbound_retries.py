@@ -1,11 +1,11 @@
-"""``call_with_retries`` keeps the tries and waits of ``retrying``, first try outside tenacity."""
+"""``call_with_retries``, the one retry helper: bounded tries, doubling waits, a predicate."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from ciba_gateway.connector import call_with_retries, retrying
+from ciba_gateway.connector import call_with_retries
 
 
 class Flaky:
@@ -31,25 +31,32 @@ class Sleeps:
         self.waits.append(seconds)
 
 
-async def waits_of_retrying(attempts: int, failures: int, max_wait: float) -> list[float]:
-    sleeps = Sleeps()
-    call = Flaky(failures, httpx.ConnectError("refused"))
-    async for attempt in retrying(attempts, max_wait=max_wait, sleep=sleeps):
-        with attempt:
-            await call()
-    return sleeps.waits
-
-
-@pytest.mark.parametrize(("attempts", "failures", "max_wait"), [(3, 2, 2.0), (5, 4, 0.3)])
-async def test_same_tries_and_waits_as_retrying(
-    attempts: int, failures: int, max_wait: float
+@pytest.mark.parametrize(
+    ("attempts", "failures", "max_wait", "waits"),
+    [
+        (3, 2, 2.0, [0.1, 0.2]),
+        (5, 4, 0.3, [0.1, 0.2, 0.3, 0.3]),
+        (6, 5, 10.0, [0.1, 0.2, 0.4, 0.8, 1.6]),
+    ],
+)
+async def test_waits_double_from_a_tenth_up_to_max_wait(
+    attempts: int, failures: int, max_wait: float, waits: list[float]
 ) -> None:
-    """A call that succeeds on the last try waits exactly as under ``retrying``."""
+    """A call that succeeds on the last try waits 0.1 s, then twice as long each time."""
     sleeps = Sleeps()
     call = Flaky(failures, httpx.ConnectError("refused"))
     answer = await call_with_retries(call, attempts, max_wait=max_wait, sleep=sleeps)
     assert (answer, call.calls) == ("ok", attempts)
-    assert sleeps.waits == await waits_of_retrying(attempts, failures, max_wait)
+    assert sleeps.waits == pytest.approx(waits)
+
+
+async def test_one_attempt_never_retries() -> None:
+    """``attempts=1`` is a single call, even for a retryable error."""
+    sleeps = Sleeps()
+    call = Flaky(1, httpx.ConnectError("refused"))
+    with pytest.raises(httpx.ConnectError):
+        await call_with_retries(call, 1, sleep=sleeps)
+    assert (call.calls, sleeps.waits) == (1, [])
 
 
 async def test_gives_up_after_the_last_try_with_its_error() -> None:

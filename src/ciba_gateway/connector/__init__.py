@@ -30,7 +30,6 @@ from ciba_gateway.connector.outbound import (
     call_with_retries,
     is_transient,
     never_sent,
-    retrying,
     unavailable_status,
 )
 from ciba_gateway.connector.registry import (
@@ -82,7 +81,6 @@ __all__ = [
     "never_sent",
     "parse_norwegian",
     "parse_swedish",
-    "retrying",
     "load_registry",
     "luhn_ok",
     "unavailable_status",

@@ -12,7 +12,6 @@ The call shape every connector shares:
 - ``unavailable_status``: the HTTP statuses that mean "try again later".
 - ``best_effort``: a clean-up call (an upstream cancel, closing a client) with a
   short deadline whose failures are logged, masked, and never raised.
-
 - ``ErrorBoundary``: the base of each connector's one error-translation boundary,
   which turns its upstream's failures into the documented ``ConnectorError`` s.
 """
@@ -49,7 +48,6 @@ __all__ = [
     "call_with_retries",
     "is_transient",
     "never_sent",
-    "retrying",
     "tls_file_problems",
     "unavailable_status",
 ]
@@ -158,26 +156,6 @@ def never_sent(exc: BaseException) -> bool:
 def unavailable_status(status: int) -> bool:
     """5xx, 408 and 429: the upstream failed or is busy, so trying again later may succeed."""
     return status >= 500 or status in (408, 429)
-
-
-def retrying(
-    attempts: int = 3,
-    *,
-    predicate: Callable[[BaseException], bool] = is_transient,
-    max_wait: float = 2.0,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-) -> AsyncRetrying:
-    """A bounded retry policy: ``attempts`` tries, exponential wait up to ``max_wait`` s."""
-    kwargs: dict[str, Any] = {}
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    return AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=_FIRST_WAIT, max=max_wait),
-        retry=retry_if_exception(predicate),
-        reraise=True,
-        **kwargs,
-    )
 
 
 async def call_with_retries(
