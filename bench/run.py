@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import functools
 import importlib.metadata
 import json
 import os
@@ -319,53 +320,51 @@ def bc_authorize_local(b: Bench, store: str, ceiling: Ceiling) -> None:
 # --- 3b. flow_cost -------------------------------------------------------------------
 
 
-def flow_cost(b: Bench, store: str, ceiling: Ceiling) -> None:
+def flow_cost(b: Bench, store: str, ceiling: Ceiling, rp: str = "openid-client") -> None:
     """Gateway CPU seconds per complete poll flow, times the ceiling's req/s (dimensionless).
 
-    The flows are authlib's (bench/oidc_flows.py, ID tokens validated against the
-    JWKS) on the ``quick`` example connector: one create, one pending poll, one
-    collect, one redeem, no upstream. The CPU is that of every gateway process
-    (the server and its workers, from /proc) from the first request of a batch
-    to the last answer; the client's own CPU is not counted.
+    The flows are a real relying party's: panva's openid-client in node
+    (bench/node/flows.mjs, the issue's client, 256 flows in flight) or authlib
+    (``--flow-rp authlib``: bench/oidc_flows.py, 128 in flight, CPU-bound at about
+    100 flows/s on a 2-core machine, so the gateway idles between requests). Either
+    validates the ID token, its signature included. The connector is the ``quick``
+    example: one create, one pending poll, one collect, one redeem, no upstream. The
+    CPU is that of every gateway process (the server and its workers, from /proc)
+    from the first request of a batch to the last answer; the client's own CPU is
+    not counted.
     """
-    import oidc_flows
-
-    name = f"flow_cost.{store}"
+    name = f"flow_cost.{store}" if rp == "openid-client" else f"flow_cost_{rp}.{store}"
     flows = max(300, int(2000 * b.scale * b.seconds / 10))
+    if rp == "openid-client":
+        flows *= 2
     costs, per_flow_ms, polls, rates = [], [], [], []
     with b.workdir("flowcost") as wd:
         url, prefix = b.store_url(store, wd)
         port = lib.free_port()
         gw = lib.start_gateway(wd, lib.gateway_yaml(wd, port, url, redis_prefix=prefix))
-
-        def batch(count: int) -> dict:
-            return asyncio.run(
-                oidc_flows.run_flows(
-                    port, "es", lib.CLIENT_ID, lib.CLIENT_SECRET,
-                    hint=lib.QUICK_HINT, acr=lib.QUICK_ACR, flows=count, concurrency=128,
-                )
-            )  # fmt: skip
-
+        batch = _node_batch if rp == "openid-client" else _authlib_batch
         try:
-            batch(100)  # warm-up: connections, key caches
+            batch(port, 100, lambda: None)  # warm-up: connections, key caches
             for i in range(b.runs):
                 top = ceiling.run()
                 time.sleep(1)
-                cpu0 = lib.tree_cpu_seconds(gw.popen.pid)
+                cpu: list[float] = []
+                mark = functools.partial(_mark_cpu, cpu, gw.popen.pid)
                 with b.profiled(name, gw.worker_pid, 5) if i == 0 else _null():
-                    r = batch(flows)
-                cpu = lib.tree_cpu_seconds(gw.popen.pid) - cpu0
+                    r = batch(port, flows, mark)
+                used = lib.tree_cpu_seconds(gw.popen.pid) - cpu[0]
                 if r["errors"]:
                     print(f"# WARNING {name}: {len(r['errors'])} errors, e.g. {r['errors'][:3]}")
-                done = len(r["polls"])
-                per_flow = cpu / max(done, 1)
+                done = r["flows"]
+                per_flow = used / max(done, 1)
                 costs.append(per_flow * top.rps)
                 per_flow_ms.append(per_flow * 1e3)
-                polls.append(statistics.mean(r["polls"]) if r["polls"] else 0.0)
+                polls.append(r["token_requests"] / max(done, 1))
                 rates.append(done / r["seconds"])
                 print(
                     f"# {name} run {i}: {done} flows in {r['seconds']:.1f} s, gateway"
-                    f" {cpu:.2f} CPU s, polls/flow {polls[-1]:.2f}, ceiling {top.rps:.0f} req/s"
+                    f" {used:.2f} CPU s (client {r.get('client_cpu', 0):.2f}),"
+                    f" polls/flow {polls[-1]:.2f}, ceiling {top.rps:.0f} req/s"
                 )
         finally:
             gw.stop()
@@ -374,6 +373,38 @@ def flow_cost(b: Bench, store: str, ceiling: Ceiling) -> None:
     b.emit(f"{name}.token_polls_per_flow", polls, "", 2)
     b.emit(f"{name}.flows_s", rates, " flows/s", 0)
     b.emit(f"{name}.ratio", costs, "", 2)
+
+
+def _mark_cpu(marks: list[float], pid: int) -> None:
+    marks.append(lib.tree_cpu_seconds(pid))
+
+
+def _node_batch(port: int, count: int, started: Callable[[], None]) -> dict:
+    """``count`` openid-client flows, 256 in flight; ``started`` runs just before the first."""
+    import node_flows
+
+    rp = node_flows.NodeFlows(
+        f"http://127.0.0.1:{port}/es", lib.CLIENT_ID, lib.CLIENT_SECRET,
+        alg="ES256", hint=lib.QUICK_HINT, acr=lib.QUICK_ACR, flows=count, concurrency=256,
+    )  # fmt: skip
+    started()
+    rp.go()
+    return rp.result()
+
+
+def _authlib_batch(port: int, count: int, started: Callable[[], None]) -> dict:
+    """``count`` authlib flows, 128 in flight, in this process."""
+    import oidc_flows
+
+    started()
+    r = asyncio.run(
+        oidc_flows.run_flows(
+            port, "es", lib.CLIENT_ID, lib.CLIENT_SECRET,
+            hint=lib.QUICK_HINT, acr=lib.QUICK_ACR, flows=count, concurrency=128,
+        )
+    )  # fmt: skip
+    done = len(r["polls"])
+    return {**r, "flows": done, "token_requests": sum(r["polls"])}
 
 
 # --- 3c. round_trips -----------------------------------------------------------------
@@ -685,6 +716,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--flow-clients", type=int, default=4096)
     parser.add_argument(
+        "--flow-rp",
+        choices=["openid-client", "authlib"],
+        default="openid-client",
+        help="the relying party of flow_cost (node's openid-client, or authlib in process)",
+    )
+    parser.add_argument(
         "--no-uvicorn",
         action="store_true",
         help="skip the server comparison (ceiling and token_poll_pending under uvicorn)",
@@ -721,7 +758,7 @@ def main() -> int:
             steps.append(lambda s=store: bc_authorize_local(b, s, b.ceilings["granian"]))
     if "flow_cost" in only:
         for store in stores:
-            steps.append(lambda s=store: flow_cost(b, s, b.ceilings["granian"]))
+            steps.append(lambda s=store: flow_cost(b, s, b.ceilings["granian"], args.flow_rp))
     if "round_trips" in only:
         for store in stores:
             steps.append(lambda s=store: round_trips(b, s))
