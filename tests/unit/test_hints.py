@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ciba_gateway.connector.api import LoginHint
@@ -321,6 +321,55 @@ class TestEmail:
         domain = ".".join(["a" * 60] * 4) + ".se"  # 246 characters
         assert len(parse(f"email:abcdefg@{domain}").value) == 254
         assert "too long" in rejects(f"email:abcdefgh@{domain}")
+
+    @given(
+        st.one_of(
+            st.text("ab.+9", min_size=1, max_size=8),
+            st.text("ab \t\u00a0\u200b", min_size=1, max_size=4),
+            st.just("a@b"),
+        ),
+        st.lists(
+            st.one_of(
+                st.text("aZ9é\u0660", min_size=1, max_size=64),
+                st.text("aZ9-", min_size=1, max_size=4),
+                st.text("a_ \t\u00a0\u200b\u2028", max_size=3),
+            ),
+            min_size=1,
+            max_size=4,
+        ).map(".".join),
+    )
+    @example("a b", "example.com")
+    @example("a", "a" * 63 + ".se")
+    @example("a", "a" * 64 + ".se")
+    @example("a", "a-.se")
+    @example("a", "a.\u0660b")
+    @settings(max_examples=500)
+    def test_domain_rule_is_the_per_character_definition(self, local: str, domain: str) -> None:
+        """An address is accepted exactly when the rules, read character by character, hold."""
+        value = f"{local or 'a'}@{domain}".rstrip()  # the hint is stripped as a whole
+        local, _, domain = value.rpartition("@")
+        labels = domain.split(".")
+        expected = (
+            "@" not in local
+            and len(value) <= 254
+            and not any(ch.isspace() or not ch.isprintable() for ch in value)
+            and len(labels) >= 2
+            and all(
+                label
+                and len(label) <= 63
+                and label[0] != "-"
+                and label[-1] != "-"
+                and all(ch.isalnum() or ch == "-" for ch in label)
+                for label in labels
+            )
+        )
+        try:
+            parse(f"email:{value}")
+        except InvalidRequestError:
+            accepted = False
+        else:
+            accepted = True
+        assert accepted is expected
 
 
 class TestGeneral:

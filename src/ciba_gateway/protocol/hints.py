@@ -23,6 +23,7 @@ Error descriptions never repeat the identifier itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import date
 
@@ -50,6 +51,11 @@ SUPPORTED_KINDS = ("email", "phone", "ssn", "sub:ssn", "tel")
 KIND_ALIASES = {"phone": "tel"}
 """Kinds written another way in a hint (or a route pattern) and the kind they mean."""
 _SUPPORTED_TEXT = ", ".join(SUPPORTED_KINDS)
+
+# A host name label: 1-63 letters, digits (str.isalnum, so any script's) or hyphens, no
+# hyphen at either end; [^\W_] is exactly isalnum. Two labels at least.
+_LABEL = r"(?!-)(?:[^\W_]|-){1,63}(?<!-)"
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})+")
 
 
 def _invalid(description: str) -> InvalidRequestError:
@@ -145,16 +151,9 @@ def _parse_email(value: str) -> str:
         raise _invalid("an email address has exactly one @")
     if len(value) > 254 or not local or len(local) > 64:
         raise _invalid("the email address is empty or too long")
-    if any(ch.isspace() or not ch.isprintable() for ch in value):
+    # isprintable() is False for every whitespace character but the ASCII space.
+    if " " in value or not value.isprintable():
         raise _invalid("an email address has no spaces or control characters")
-    labels = domain.split(".")
-    if len(labels) < 2 or any(
-        not label
-        or len(label) > 63
-        or label[0] == "-"
-        or label[-1] == "-"
-        or not all(ch.isalnum() or ch == "-" for ch in label)
-        for label in labels
-    ):
+    if _DOMAIN.fullmatch(domain) is None:
         raise _invalid("the email domain is not a valid host name")
     return f"{local}@{domain.lower()}"
