@@ -28,30 +28,34 @@ AnyRequest = Request[Any, Any, Any]
 FormHandler = Callable[..., Awaitable[tuple[dict[str, Any], ClientConfig]]]
 
 
-def _gateway(request: AnyRequest) -> Gateway:
-    return request.app.state.gateway
-
-
 def _tenant(request: AnyRequest, mount: str) -> tuple[Gateway, TenantContext]:
-    gateway = _gateway(request)
+    return _scope_tenant(request.scope, mount)
+
+
+def _scope_tenant(scope: Any, mount: str) -> tuple[Gateway, TenantContext]:
+    gateway: Gateway = scope["litestar_app"].state.gateway
     tenant = gateway.tenant(mount)
+    fields = _scope_log_fields(scope)
     if tenant is None:
-        log_fields(request)["unrouted"] = True
+        fields["unrouted"] = True
         raise InvalidRequestError("unknown tenant", status_code=404)
-    log_fields(request)["tenant"] = tenant.id
+    fields["tenant"] = tenant.id
     return gateway, tenant
 
 
 def log_fields(request: AnyRequest) -> dict[str, Any]:
     """The dict the access-log middleware reads for this request (tenant, client_id)."""
-    scope: Any = request.scope
+    return _scope_log_fields(request.scope)
+
+
+def _scope_log_fields(scope: Any) -> dict[str, Any]:
     fields = scope.get("ciba_log")
     if fields is None:
         fields = scope["ciba_log"] = {}
     return fields
 
 
-async def _body(request: AnyRequest) -> bytes:
+async def _body(receive: Any) -> bytes:
     """The request body, read straight from ASGI ``receive``.
 
     Cheaper than ``Request.body()`` on every token poll, and a body over
@@ -60,7 +64,7 @@ async def _body(request: AnyRequest) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise InternalServerException("client disconnected prematurely")
         chunk = message.get("body", b"")
@@ -90,62 +94,84 @@ def jwks(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes]:
     )
 
 
-@post("/{tenant:str}/bc-authorize", status_code=200, **docs["bc-authorize"])
-async def bc_authorize(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
+class _FormEndpoint:
+    """The ASGI app a form endpoint's handler returns: it reads the request itself.
+
+    The handlers ask Litestar for no parameters (no ``Request``, no path
+    parameter), so no kwargs are parsed per request: the tenant comes from the
+    scope's ``path_params``, the body from ``receive``. Its most frequent answer
+    (the token endpoint's authorization_pending) is the hot path: OAuth errors are
+    answered here (not through Litestar's exception middleware), headers are read
+    once from the scope, and the answer is a ``JsonAnswer``.
+
+    ``handle(gateway, tenant, params, authorization=..., certificate=...)`` returns
+    the JSON body and the authenticated client (whose id goes to the access log).
+    """
+
+    __slots__ = ("handle", "with_ip")
+
+    def __init__(self, handle: FormHandler, *, with_ip: bool = False) -> None:
+        self.handle = handle
+        self.with_ip = with_ip
+        """Pass ``end_user_ip`` (the peer address) to ``handle``."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        answer = await self._answer(scope, receive)
+        await answer(scope, receive, send)
+
+    async def _answer(self, scope: Any, receive: Any) -> JsonAnswer:
+        content_type, authorization, cert, cert_chain = _form_headers(scope)
+        handle = self.handle
+        if self.with_ip:
+            client = scope.get("client")
+            handle = functools.partial(handle, end_user_ip=client[0] if client else "127.0.0.1")
+        try:
+            gateway, ctx = _scope_tenant(scope, scope["path_params"]["tenant"])
+            certificate = _certificate(scope, gateway, cert, cert_chain)
+            params = parse_form(await _body(receive), content_type)
+            body, client = await handle(
+                gateway, ctx, params, authorization=authorization, certificate=certificate
+            )
+        except OAuthError as exc:
+            return JsonAnswer.error(exc)
+        scope["ciba_log"]["client_id"] = client.client_id
+        return JsonAnswer(body)
+
+
+_BC_AUTHORIZE = _FormEndpoint(backchannel.authorize, with_ip=True)
+_TOKEN = _FormEndpoint(token.exchange)
+_INTROSPECT = _FormEndpoint(introspection.introspect)
+_REVOKE = _FormEndpoint(introspection.revoke)
+
+
+@post("/{tenant:str}/bc-authorize", status_code=200, sync_to_thread=False, **docs["bc-authorize"])
+def bc_authorize() -> ASGIApp:
     """CIBA backchannel authentication endpoint (answers as the token endpoint does)."""
-    client_ip = request.client.host if request.client else "127.0.0.1"
-    authorize = functools.partial(backchannel.authorize, end_user_ip=client_ip)
-    return await _form_endpoint(request, tenant, authorize)
+    return _BC_AUTHORIZE
 
 
-@post("/{tenant:str}/token", status_code=200, **docs["token"])
-async def token_endpoint(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
-    """Token endpoint (CIBA grant).
-
-    Its most frequent answer is authorization_pending, so this is the hot path:
-    OAuth errors are answered here (not through Litestar's exception middleware),
-    headers are read once from the ASGI scope, and the answer is a ``JsonAnswer``.
-    Each step is measured in bench/profiles/.
-    """
-    return await _form_endpoint(request, tenant, token.exchange)
+@post("/{tenant:str}/token", status_code=200, sync_to_thread=False, **docs["token"])
+def token_endpoint() -> ASGIApp:
+    """Token endpoint (CIBA grant); the hot path, see ``_FormEndpoint``."""
+    return _TOKEN
 
 
-@post("/{tenant:str}/introspect", status_code=200, **docs["introspect"])
-async def introspect(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
+@post("/{tenant:str}/introspect", status_code=200, sync_to_thread=False, **docs["introspect"])
+def introspect() -> ASGIApp:
     """Token introspection (RFC 7662), for clients of the tenant (resource servers)."""
-    return await _form_endpoint(request, tenant, introspection.introspect)
+    return _INTROSPECT
 
 
-@post("/{tenant:str}/revoke", status_code=200, **docs["revoke"])
-async def revoke(request: AnyRequest, tenant: FromPath[str]) -> ASGIApp:
+@post("/{tenant:str}/revoke", status_code=200, sync_to_thread=False, **docs["revoke"])
+def revoke() -> ASGIApp:
     """Token revocation (RFC 7009)."""
-    return await _form_endpoint(request, tenant, introspection.revoke)
+    return _REVOKE
 
 
-async def _form_endpoint(request: AnyRequest, mount: str, handle: FormHandler) -> JsonAnswer:
-    """Parse the form, run ``handle``, answer its body or the OAuth error as a ``JsonAnswer``.
-
-    ``handle(gateway, tenant, params, authorization=...)`` returns the JSON body
-    and the authenticated client (whose id goes to the access log).
-    """
-    content_type, authorization, cert, cert_chain = _form_headers(request)
-    try:
-        gateway, ctx = _tenant(request, mount)
-        certificate = _certificate(request, gateway, cert, cert_chain)
-        params = parse_form(await _body(request), content_type)
-        body, client = await handle(
-            gateway, ctx, params, authorization=authorization, certificate=certificate
-        )
-    except OAuthError as exc:
-        return JsonAnswer.error(exc)
-    log_fields(request)["client_id"] = client.client_id
-    return JsonAnswer(body)
-
-
-def _form_headers(request: AnyRequest) -> tuple[str | None, ...]:
+def _form_headers(scope: Any) -> tuple[str | None, ...]:
     """Content-Type, Authorization, Client-Cert and Client-Cert-Chain (the first of each)."""
     content_type = authorization = cert = chain = None
-    for name, value in request.scope["headers"]:
+    for name, value in scope["headers"]:
         if name == b"content-type" and content_type is None:
             content_type = value.decode("latin-1")
         elif name == b"authorization" and authorization is None:
@@ -158,10 +184,9 @@ def _form_headers(request: AnyRequest) -> tuple[str | None, ...]:
 
 
 def _certificate(
-    request: AnyRequest, gateway: Gateway, header: str | None, chain: str | None
+    scope: Any, gateway: Gateway, header: str | None, chain: str | None
 ) -> ClientCertificate | None:
     """The request's TLS client certificate (RFC 9440 header or the ASGI TLS extension)."""
-    scope: Any = request.scope
     tls = scope.get("extensions", {}).get("tls") if "extensions" in scope else None
     if header is None and chain is None and not tls:
         return None
@@ -180,7 +205,7 @@ async def userinfo(request: AnyRequest, tenant: FromPath[str]) -> Response[bytes
     scheme, _, value = header.partition(" ")
     access_token = value.strip() if scheme.lower() == "bearer" else None
     certificate = _certificate(
-        request, gateway, headers.get("client-cert"), headers.get("client-cert-chain")
+        request.scope, gateway, headers.get("client-cert"), headers.get("client-cert-chain")
     )
     claims = await token.userinfo(gateway, ctx, access_token, certificate)
     return json_response(claims)
