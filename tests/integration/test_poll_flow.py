@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from ciba_gateway.connector.testing import FakeClock
+from ciba_gateway.errors import AuthorizationPendingError
+from ciba_gateway.web.responses import JsonAnswer
 from tests.integration.conftest import SECRET, Harness
 
 
@@ -111,6 +113,21 @@ async def test_slow_down_grows_interval_by_five(harness: Harness, clock: FakeClo
     assert (await harness.token(auth_req_id)).json()["error"] == "slow_down"
     clock.advance(15)  # now more than 15 s
     assert (await harness.token(auth_req_id)).json()["error"] == "authorization_pending"
+
+
+async def test_pending_answer_is_the_errors_bytes(harness: Harness, clock: FakeClock) -> None:
+    """authorization_pending (returned, not raised) answers the raised error's bytes, each time."""
+    error = AuthorizationPendingError("the user has not yet been authenticated")
+    expected = JsonAnswer.error(error)
+    auth_req_id = await start(harness, login_hint="email:pending@example.com", scope="openid")
+    answers = []
+    for _ in range(2):
+        response = await harness.token(auth_req_id)
+        answers.append((response.status_code, response.content, sorted(response.headers.raw)))
+        clock.advance(6)
+    assert answers[0] == answers[1]
+    assert answers[0][:2] == (expected.status, expected.body)
+    assert answers[0][2] == sorted(expected.headers)
 
 
 async def test_grown_interval_outlives_polls_on_time(harness: Harness, clock: FakeClock) -> None:

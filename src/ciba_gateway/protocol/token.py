@@ -49,7 +49,9 @@ from ciba_gateway.tokens.id_token import mint_id_token, token_hash
 from ciba_gateway.tokens.sealing import seal, unseal
 
 __all__ = [
+    "AUTHORIZATION_PENDING",
     "CIBA_GRANT",
+    "Refusal",
     "access_record",
     "approved_details",
     "drop_access_token",
@@ -62,6 +64,29 @@ __all__ = [
 _record_decoder = msgspec.json.Decoder(AccessRecord)
 
 
+class Refusal(NamedTuple):
+    """An OAuth error answer (RFC 6749 5.2) returned instead of raised.
+
+    Only the poll's most frequent answer is one: raising and catching an
+    exception per pending poll costs more than the rest of the answer.
+    """
+
+    error: str
+    description: str
+    status: int
+
+    def to_body(self) -> dict[str, str]:
+        """The JSON body, as ``OAuthError.to_body`` has it."""
+        return {"error": self.error, "error_description": self.description}
+
+
+AUTHORIZATION_PENDING = Refusal(
+    AuthorizationPendingError.error,
+    "the user has not yet been authenticated",
+    AuthorizationPendingError.status_code,
+)
+
+
 async def exchange(
     gateway: Gateway,
     tenant: TenantContext,
@@ -69,8 +94,11 @@ async def exchange(
     *,
     authorization: str | None,
     certificate: ClientCertificate | None = None,
-) -> tuple[dict[str, Any], ClientConfig]:
-    """Handle a token request; returns the JSON body and the client."""
+) -> tuple[dict[str, Any] | Refusal, ClientConfig]:
+    """Handle a token request; returns the JSON body (or ``AUTHORIZATION_PENDING``) and the client.
+
+    Every other refusal is raised as an ``OAuthError``.
+    """
     client = await authenticate_request(
         gateway, tenant, params, authorization=authorization, certificate=certificate
     )
@@ -110,7 +138,7 @@ async def _redeem(
     slowed: int | None,
     now: float,
     certificate: ClientCertificate | None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Refusal:
     """The answer to a poll of ``request`` at ``now`` (``slowed``: its grown interval)."""
     status = request.status
     if status is not Status.ISSUED and now >= request.expires_at:
@@ -120,7 +148,7 @@ async def _redeem(
     if status is Status.PENDING:
         if slowed is not None:
             raise SlowDownError(f"poll at most every {slowed} seconds")
-        raise AuthorizationPendingError("the user has not yet been authenticated")
+        return AUTHORIZATION_PENDING
     if status is Status.APPROVED:
         if REFRESH_GRANT in client.grant_types:
             # Its refresh token is stored as it is minted: only once the redeem won.

@@ -20,12 +20,20 @@ from ciba_gateway.protocol.certificates import ClientCertificate, presented_cert
 from ciba_gateway.protocol.context import Gateway, TenantContext
 from ciba_gateway.protocol.params import MAX_BODY_BYTES, parse_form
 from ciba_gateway.web.openapi import docs
-from ciba_gateway.web.responses import NOSNIFF, JsonAnswer, json_response, split_charset
+from ciba_gateway.web.responses import (
+    NOSNIFF,
+    ConstantAnswer,
+    JsonAnswer,
+    json_response,
+    split_charset,
+)
 
 __all__ = ["ROUTE_HANDLERS"]
 
 AnyRequest = Request[Any, Any, Any]
-FormHandler = Callable[..., Awaitable[tuple[dict[str, Any], ClientConfig]]]
+FormHandler = Callable[..., Awaitable[tuple[dict[str, Any] | token.Refusal, ClientConfig]]]
+_PENDING = ConstantAnswer(token.AUTHORIZATION_PENDING.to_body(), token.AUTHORIZATION_PENDING.status)
+"""The bytes ``JsonAnswer.error`` builds for authorization_pending, built once."""
 
 
 def _tenant(request: AnyRequest, mount: str) -> tuple[Gateway, TenantContext]:
@@ -134,6 +142,8 @@ class _FormEndpoint:
             )
         except OAuthError as exc:
             return JsonAnswer.error(exc)
+        if body is token.AUTHORIZATION_PENDING:
+            return _PENDING  # logged as the raised error was: without client_id
         scope["ciba_log"]["client_id"] = client.client_id
         return JsonAnswer(body)
 

@@ -20,6 +20,7 @@ from ciba_gateway.errors import (
 
 __all__ = [
     "EXCEPTION_HANDLERS",
+    "ConstantAnswer",
     "JsonAnswer",
     "json_response",
     "oauth_error_response",
@@ -77,6 +78,17 @@ class JsonAnswer:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class ConstantAnswer(JsonAnswer):
+    """A ``JsonAnswer`` built once and sent many times: each send gets its own header list."""
+
+    __slots__ = ()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = list(self.headers)
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
 
 
