@@ -9,7 +9,7 @@ after ``SCRIPT FLUSH``, and cannot touch keys outside its prefix.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from ciba_gateway.connector.testing import FakeClock
 from ciba_gateway.flow.model import Status
 from ciba_gateway.store.redis import RedisStore
 from tests.contract.test_store_contract import T0, bump, make_request
-from tests.integration.test_redis_outage import RedisServer, spare_port
+from tests.integration.test_redis_outage import RedisServer
 
 PASSWORD = "acl-test-password-0123456789"
 
@@ -34,28 +34,18 @@ def documented_acl() -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    instance = RedisServer(spare_port(), tmp_path)
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
-
-
-@pytest.fixture
-async def admin(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis(port=server.port)
+async def admin(private_redis: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis(port=private_redis.port)
     await client.execute_command("ACL", "SETUSER", *documented_acl().split()[1:])
     yield client
     await client.aclose()
 
 
 async def test_documented_acl_allows_every_store_operation(
-    server: RedisServer, admin: aioredis.Redis
+    private_redis: RedisServer, admin: aioredis.Redis
 ) -> None:
     clock = FakeClock(T0)
-    url = f"redis://ciba:{PASSWORD}@127.0.0.1:{server.port}/0"
+    url = f"redis://ciba:{PASSWORD}@127.0.0.1:{private_redis.port}/0"
     store = RedisStore(url, prefix="ciba-prod:", clock=clock)
     await store.open()
     try:
@@ -86,7 +76,7 @@ async def test_documented_acl_allows_every_store_operation(
         assert await store.purge_expired(clock.now) == 0
 
         # The same user cannot reach keys outside the deployment's prefix.
-        outsider = aioredis.Redis(port=server.port, username="ciba", password=PASSWORD)
+        outsider = aioredis.Redis(port=private_redis.port, username="ciba", password=PASSWORD)
         try:
             with pytest.raises(NoPermissionError, match="no permissions"):
                 await outsider.set("other-deployment:x", b"1")

@@ -1,11 +1,17 @@
 """The scale-out store: several gateway replicas share one Redis (or Valkey).
 
-Every method is one round trip (``purge_expired``: one per 500 entries): a
-plain command for values and reads, a Lua script (``EVALSHA``, reloaded by
-redis-py on ``NOSCRIPT``) wherever a change touches more than one key or must
-compare before it writes. A script runs atomically on the server, so
-compare-and-set holds across any number of replicas without locks or
-``WATCH`` retries.
+Every method is one command (``purge_expired``: one per 500 entries): a
+plain command for values and reads, a Lua script (``EVALSHA``; on ``NOSCRIPT``
+the script is loaded and that command alone sent again) wherever a change
+touches more than one key or must compare before it writes. A script runs
+atomically on the server, so compare-and-set holds across any number of
+replicas without locks or ``WATCH`` retries.
+
+Auto-pipelining: the commands that the tasks of one event-loop turn issue go
+out together, as one pipeline (no ``MULTI``) on one pooled connection, so a
+busy worker pays one connection checkout, one write and one read for many
+requests instead of one each. Each caller gets its own reply or its own error;
+the commands of a batch run in the order they were issued.
 
 Keys (``P`` is the configured prefix, default ``ciba:``)::
 
@@ -37,15 +43,21 @@ retention (and their index entries) that Redis has not collected yet;
 everything else Redis expires by itself.
 
 Failures: every Redis error becomes ``StoreError`` (the web layer answers 503
-``temporarily_unavailable``). Connecting is retried a bounded number of times
-with jittered backoff, and a command is resent only after a *connection* error
-(typically a pooled connection that died with a restarted server), never after
-a timeout, when it may have run. In the rare case that a connection breaks
-after the server ran a command, the resent one fails safe: a compare-and-set
-finds its own version and returns False, ``create`` reports the id as taken,
-``remember``/``take_value`` report the key as used, ``incr`` counts one more,
-and a lost ``lease_due`` batch waits out its lease. Nothing is ever applied
-twice in the caller's favour.
+``temporarily_unavailable``). Connecting (and the health check of a connection
+idle for 10 s) is retried a bounded number of times with jittered backoff by
+redis-py. Once a batch has been sent, a broken connection fails every caller
+still waiting, and a command is sent again (``retries`` times, with the same
+backoff) only after a *connection* error, never after a timeout, and only
+where running it twice is harmless or fails safe: reads, ``put_value``,
+``release_leases`` and ``purge_expired`` are idempotent; a replayed
+compare-and-set finds its own version and returns False, ``create`` reports
+the id as taken, ``remember``/``take_value`` report the key as used, ``incr``
+counts one more, and a lost ``lease_due`` batch waits out its lease - nothing
+is applied twice in the caller's favour. ``poll`` and ``swap_value`` are never
+sent again: a replayed poll would find its own poll too early and answer
+``slow_down`` (growing the interval) to a client that polled on time, and a
+replayed swap would return the value it had just written as the one it
+replaced. Their callers get ``StoreError``.
 
 Redis Cluster is not supported by this client (see docs/deployment.md): the
 request keys share the ``{req}`` hash tag, so they would fit one cluster slot
@@ -55,11 +67,13 @@ sets the values that go with a redeem (the access token's record) in its script.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import structlog
@@ -67,7 +81,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from ciba_gateway.errors import StoreError
 from ciba_gateway.flow.model import AuthRequest
@@ -83,6 +97,18 @@ GRACE = 30.0
 _PURGE_BATCH = 500
 _HEALTH_CHECK_INTERVAL = 10
 """Seconds a pooled connection may idle before it is PINGed ahead of the next command."""
+
+
+class _Script(NamedTuple):
+    """A Lua script and the SHA1 ``EVALSHA`` names it by."""
+
+    source: str
+    sha: str
+
+
+def _script(source: str) -> _Script:
+    return _Script(source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
 
 # Shared by create and transition: write the hash and every index in one go.
 _WRITE = """
@@ -121,7 +147,7 @@ local function write(req, due, pending, a, old_owner)
 end
 """
 
-_CREATE = (
+_CREATE = _script(
     _WRITE
     + """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -131,7 +157,7 @@ return 1
 """
 )
 
-_TRANSITION = (
+_TRANSITION = _script(
     _WRITE
     + """
 local cur = redis.call('HMGET', KEYS[1], 'v', 'e', 'lo')
@@ -147,7 +173,8 @@ return 1
 
 # KEYS: request hash. ARGV: now, cutoff, poller, jitter, step. Returns blob, version,
 # lease owner, lease until, grown interval ('' unless this poll came too early), or nil.
-_POLL = """
+_POLL = _script(
+    """
 local f = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'lo', 'lu', 's', 'c', 'pi', 'pl')
 if not f[1] or tonumber(f[3]) < tonumber(ARGV[2]) then return nil end
 local now, slowed = tonumber(ARGV[1]), ''
@@ -163,10 +190,12 @@ if f[6] == 'pending' and tonumber(f[3]) > now and f[7] == ARGV[3] and f[8] then
 end
 return {f[1], f[2], f[4] or '', f[5] or '', slowed}
 """
+)
 
 # KEYS: due, lease set of owner. ARGV: now, cutoff, owner, lease_until, limit,
 # request key prefix, lease set ttl (ms). Returns blob, version pairs, earliest first.
-_LEASE_DUE = """
+_LEASE_DUE = _script(
+    """
 local now, cutoff, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
 local still_due = tonumber(ARGV[4]) <= now
 local out, leased, kept = {}, 0, 0
@@ -197,9 +226,11 @@ if leased > 0 and redis.call('PTTL', KEYS[2]) < tonumber(ARGV[7]) then
 end
 return out
 """
+)
 
 # KEYS: lease set of owner, due. ARGV: owner, request key prefix.
-_RELEASE = """
+_RELEASE = _script(
+    """
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = ARGV[2] .. id
@@ -214,10 +245,12 @@ end
 redis.call('DEL', KEYS[1])
 return n
 """
+)
 
 # KEYS: pending, due. ARGV: cutoff, request key prefix, batch.
 # Returns {requests deleted, index entries visited}.
-_PURGE = """
+_PURGE = _script(
+    """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, ARGV[3])
 local n = 0
 for _, id in ipairs(ids) do
@@ -229,6 +262,7 @@ for _, id in ipairs(ids) do
 end
 return {n, #ids}
 """
+)
 
 # Values are "<tag><deadline>\n<payload>"; tag v = value, r = remembered, c = counter.
 _HEAD = """
@@ -240,7 +274,7 @@ end
 """
 
 # KEYS: value key. ARGV: now, new value, physical ttl (ms).
-_REMEMBER = (
+_REMEMBER = _script(
     _HEAD
     + """
 local raw = redis.call('GET', KEYS[1])
@@ -254,7 +288,7 @@ return 1
 )
 
 # KEYS: value key. ARGV: now, header of a fresh counter, physical ttl (ms).
-_INCR = (
+_INCR = _script(
     _HEAD
     + """
 local raw = redis.call('GET', KEYS[1])
@@ -289,6 +323,93 @@ def _due_score(request: AuthRequest) -> float | None:
 def _ms(seconds: float) -> int:
     """Milliseconds for ``PX``/``PEXPIRE``, at least 1 (``SET ... PX 0`` is an error)."""
     return max(1, math.ceil(seconds * 1000))
+
+
+class _Lost(Exception):
+    """A command's connection failed; ``may_have_run`` once its batch began to be sent."""
+
+    def __init__(self, error: BaseException, *, may_have_run: bool) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.may_have_run = may_have_run
+
+
+class _AutoPipeline:
+    """Sends the commands issued within one event-loop turn as one pipeline on one connection.
+
+    ``call`` queues a command and returns a future for its own reply; the first
+    command of a turn schedules a flush, which runs once the tasks of this turn
+    have yielded. A flush checks out one pooled connection, writes every queued
+    command in one go and reads the replies in order: an error reply fails only
+    its own future, a broken connection fails every future not yet answered
+    with ``_Lost``. Batches of consecutive turns may be in flight at once, each
+    on its own connection.
+    """
+
+    def __init__(self, pool: BlockingConnectionPool) -> None:
+        self._pool = pool
+        self._queued: list[tuple[tuple[str | bytes, ...], asyncio.Future[Any]]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def call(self, *args: str | bytes) -> asyncio.Future[Any]:
+        """Queue one command; the future gets its reply, its error reply or ``_Lost``."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._queued:
+            flush = loop.create_task(self._flush())
+            self._flushes.add(flush)
+            flush.add_done_callback(self._flushes.discard)
+        self._queued.append((args, future))
+        return future
+
+    async def drain(self) -> None:
+        """Wait until every batch in flight is answered or failed."""
+        while self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        batch, self._queued = self._queued, []
+        try:
+            # Connecting and the idle health check retry by redis-py's own policy.
+            connection = await self._pool.get_connection()
+        except BaseException as exc:
+            _fail(batch, exc, may_have_run=False)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        answered = 0
+        sending = False
+        try:
+            await connection.check_health()
+            sending = True
+            await connection.send_packed_command(
+                connection.pack_commands([args for args, _ in batch]), check_health=False
+            )
+            for _, future in batch:
+                try:
+                    reply = await connection.read_response()
+                except ResponseError as exc:
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        future.set_result(reply)
+                answered += 1
+        except BaseException as exc:
+            # redis-py has disconnected the connection: the replies left are lost.
+            _fail(batch[answered:], exc, may_have_run=sending)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            await self._pool.release(connection)
+
+
+def _fail(
+    batch: Sequence[tuple[Any, asyncio.Future[Any]]], error: BaseException, *, may_have_run: bool
+) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(_Lost(error, may_have_run=may_have_run))
 
 
 class RedisStore:
@@ -340,7 +461,8 @@ class RedisStore:
         self._pending = f"{prefix}{{req}}:pending"
         self._pool: BlockingConnectionPool | None = None
         self._client: Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._pipeline: _AutoPipeline | None = None
+        self._backoff = ExponentialWithJitterBackoff(cap=1.0, base=0.05)
 
     # --- lifecycle --------------------------------------------------------
 
@@ -358,11 +480,7 @@ class RedisStore:
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.timeout,
             "health_check_interval": _HEALTH_CHECK_INTERVAL,
-            "retry": Retry(
-                ExponentialWithJitterBackoff(cap=1.0, base=0.05),
-                self.retries,
-                supported_errors=(RedisConnectionError,),
-            ),
+            "retry": Retry(self._backoff, self.retries, supported_errors=(RedisConnectionError,)),
             "client_name": "ciba-gateway",
             **self._ssl,
         }
@@ -371,26 +489,16 @@ class RedisStore:
         except (ValueError, TypeError) as exc:
             raise StoreError(f"invalid Redis store url or options: {exc}") from exc
         self._client = Redis(connection_pool=self._pool)
-        self._scripts = {
-            name: self._client.register_script(source)
-            for name, source in (
-                ("create", _CREATE),
-                ("transition", _TRANSITION),
-                ("poll", _POLL),
-                ("lease_due", _LEASE_DUE),
-                ("release", _RELEASE),
-                ("purge", _PURGE),
-                ("remember", _REMEMBER),
-                ("incr", _INCR),
-            )
-        }
+        self._pipeline = _AutoPipeline(self._pool)
         if not await self.ping():
             log.warning("redis_unreachable_at_start", url=_redacted(self.url))
 
     async def close(self) -> None:
         """Close every connection (idempotent)."""
-        client, pool = self._client, self._pool
-        self._client = self._pool = None
+        client, pool, pipeline = self._client, self._pool, self._pipeline
+        self._client = self._pool = self._pipeline = None
+        if pipeline is not None:
+            await pipeline.drain()
         if client is not None:
             await client.aclose()
         if pool is not None:
@@ -411,7 +519,7 @@ class RedisStore:
         """Insert a new request; raises StoreError if ``auth_req_id`` exists."""
         with self._errors():
             created = await self._run(
-                "create", self._request_keys(request.auth_req_id), self._write_args(request)
+                _CREATE, self._request_keys(request.auth_req_id), self._write_args(request)
             )
         if not created:
             raise StoreError("auth_req_id already exists")
@@ -419,8 +527,8 @@ class RedisStore:
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         """The request, or None when unknown or past its retention (one HMGET)."""
         with self._errors():
-            blob, version, expires_at, owner, lease_until = await self._redis.hmget(
-                self._request_prefix + auth_req_id, ["d", "v", "e", "lo", "lu"]
+            blob, version, expires_at, owner, lease_until = await self._execute(
+                "HMGET", self._request_prefix + auth_req_id, "d", "v", "e", "lo", "lu"
             )
         if blob is None or float(expires_at) < self._clock() - self.retention:
             return None
@@ -434,9 +542,10 @@ class RedisStore:
         cutoff = self._clock() - self.retention
         with self._errors():
             reply = await self._run(
-                "poll",
+                _POLL,
                 [self._request_prefix + auth_req_id],
                 [_num(now), _num(cutoff), owner, _num(jitter), str(step)],
+                resend=False,
             )
         if reply is None:
             return None
@@ -458,7 +567,7 @@ class RedisStore:
             keys.append(self._value_key(namespace, key))
             args += [_header(b"v", now + ttl) + value, str(_ms(ttl + self.grace))]
         with self._errors():
-            written = await self._run("transition", keys, args)
+            written = await self._run(_TRANSITION, keys, args)
         return bool(written)
 
     async def lease_due(
@@ -470,7 +579,7 @@ class RedisStore:
         lease_until = now + lease_seconds
         with self._errors():
             reply = await self._run(
-                "lease_due",
+                _LEASE_DUE,
                 [self._due, self._lease_prefix + owner],
                 [
                     _num(now),
@@ -496,7 +605,7 @@ class RedisStore:
         """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
         keys = [self._lease_prefix + owner, self._due]
         with self._errors():
-            return int(await self._run("release", keys, [owner, self._request_prefix]))
+            return int(await self._run(_RELEASE, keys, [owner, self._request_prefix]))
 
     async def purge_expired(self, now: float) -> int:
         """Delete pending requests past retention that Redis has not expired yet.
@@ -509,7 +618,7 @@ class RedisStore:
         with self._errors():
             while True:
                 deleted, visited = await self._run(
-                    "purge",
+                    _PURGE,
                     [self._pending, self._due],
                     [cutoff, self._request_prefix, str(_PURGE_BATCH)],
                 )
@@ -521,7 +630,7 @@ class RedisStore:
         """How many retained requests are pending (ZCOUNT on the pending index)."""
         cutoff = self._clock() - self.retention
         with self._errors():
-            return int(await self._redis.zcount(self._pending, cutoff, "+inf"))
+            return int(await self._execute("ZCOUNT", self._pending, _num(cutoff), "+inf"))
 
     # --- small values -----------------------------------------------------
 
@@ -530,7 +639,7 @@ class RedisStore:
         now = self._clock()
         with self._errors():
             first = await self._run(
-                "remember",
+                _REMEMBER,
                 [self._value_key(namespace, key)],
                 [_num(now), _header(b"r", now + ttl), str(_ms(ttl + self.grace))],
             )
@@ -540,12 +649,14 @@ class RedisStore:
         """Store a small value that expires after ``ttl`` seconds."""
         raw = _header(b"v", self._clock() + ttl) + value
         with self._errors():
-            await self._redis.set(self._value_key(namespace, key), raw, px=_ms(ttl + self.grace))
+            await self._execute(
+                "SET", self._value_key(namespace, key), raw, "PX", str(_ms(ttl + self.grace))
+            )
 
     async def get_value(self, namespace: str, key: str) -> bytes | None:
         """A stored value, or None when absent or expired."""
         with self._errors():
-            raw = await self._redis.get(self._value_key(namespace, key))
+            raw = await self._execute("GET", self._value_key(namespace, key))
         return self._payload(raw)
 
     async def swap_value(self, namespace: str, key: str, value: bytes, ttl: float) -> bytes | None:
@@ -555,15 +666,21 @@ class RedisStore:
         """
         raw = _header(b"v", self._clock() + ttl) + value
         with self._errors():
-            old = await self._redis.set(
-                self._value_key(namespace, key), raw, px=_ms(ttl + self.grace), get=True
+            old = await self._execute(
+                "SET",
+                self._value_key(namespace, key),
+                raw,
+                "PX",
+                str(_ms(ttl + self.grace)),
+                "GET",
+                resend=False,
             )
         return self._payload(old)
 
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (GETDEL: single use across replicas)."""
         with self._errors():
-            raw = await self._redis.getdel(self._value_key(namespace, key))
+            raw = await self._execute("GETDEL", self._value_key(namespace, key))
         return self._payload(raw)
 
     async def incr(self, namespace: str, key: str, ttl: float) -> int:
@@ -572,7 +689,7 @@ class RedisStore:
         with self._errors():
             return int(
                 await self._run(
-                    "incr",
+                    _INCR,
                     [self._value_key(namespace, key)],
                     [_num(now), _header(b"c", now + ttl), str(_ms(ttl + self.grace))],
                 )
@@ -580,16 +697,43 @@ class RedisStore:
 
     # --- internals --------------------------------------------------------
 
-    @property
-    def _redis(self) -> Redis:
-        if self._client is None:
-            raise StoreError("the Redis store is not open")
-        return self._client
+    async def _execute(self, *args: str | bytes, resend: bool = True) -> Any:
+        """One command through the auto-pipeline; its reply, or its error raised.
 
-    async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | bytes]) -> Any:
-        if self._client is None:
-            raise StoreError("the Redis store is not open")
-        return await self._scripts[script](keys=keys, args=args)
+        After a connection error a command that may have run is resent only
+        when ``resend`` (a replay is harmless or fails safe: see the module
+        docstring), at most ``retries`` times with jittered backoff; never
+        after a timeout.
+        """
+        failures = 0
+        while True:
+            if self._pipeline is None:
+                raise StoreError("the Redis store is not open")
+            try:
+                return await self._pipeline.call(*args)
+            except _Lost as lost:
+                failures += 1
+                # Before sending, redis-py has already retried connecting and the health check.
+                resendable = lost.may_have_run and isinstance(lost.error, RedisConnectionError)
+                if not (resend and resendable) or failures > self.retries:
+                    raise lost.error from None
+            await asyncio.sleep(self._backoff.compute(failures))
+
+    async def _run(
+        self,
+        script: _Script,
+        keys: Sequence[str],
+        args: Sequence[str | bytes],
+        *,
+        resend: bool = True,
+    ) -> Any:
+        """``EVALSHA`` of ``script``; on ``NOSCRIPT`` load it and send that command again."""
+        command = ("EVALSHA", script.sha, str(len(keys)), *keys, *args)
+        try:
+            return await self._execute(*command, resend=resend)
+        except NoScriptError:
+            await self._execute("SCRIPT", "LOAD", script.source)
+            return await self._execute(*command, resend=resend)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
