@@ -44,6 +44,7 @@ from ciba_gateway.tracing import current_ids
 __all__ = [
     "REDACTED",
     "SECRET_KEYS",
+    "Redactor",
     "add_trace_ids",
     "auth_req_ref",
     "configure_logging",
@@ -143,6 +144,62 @@ def redact(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> Ev
     return event_dict
 
 
+class Redactor:
+    """Processor: ``redact``, remembering the short strings it left alone under ordinary keys.
+
+    Most values of a line repeat on every line (event names, methods, endpoints,
+    tenant and client ids) and hold nothing to mask; each is scrubbed once and
+    then recognised by a set lookup. Only strings ``redact`` returned unchanged are
+    remembered (no personal data, no secrets); keys that are secret or masked
+    (``login_hint``, ``auth_req_id``, ``exc_info``) always take the full path. The
+    memo is bounded and per instance: ``configure_logging`` builds its own.
+    """
+
+    __slots__ = ("_clean", "_plain_keys")
+
+    _MAX_ENTRIES = 2048
+    _MAX_LENGTH = 64
+
+    def __init__(self) -> None:
+        self._clean: set[str] = set()
+        self._plain_keys: set[str] = set()
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        clean = self._clean
+        plain = self._plain_keys
+        for key, value in event_dict.items():
+            if key in plain:
+                kind = value.__class__
+                if (kind is str and value in clean) or kind is float or value is None:
+                    continue
+                if kind is int and value < 10**9:
+                    continue
+            scrubbed = _scrub_item(key, value, 0)
+            event_dict[key] = scrubbed
+            if key not in plain:
+                if not _is_plain_key(key):
+                    continue
+                _bounded_add(plain, key, self._MAX_ENTRIES)
+            if value.__class__ is str and scrubbed == value and len(value) <= self._MAX_LENGTH:
+                _bounded_add(clean, value, self._MAX_ENTRIES)
+        return event_dict
+
+
+def _bounded_add(memo: set[str], item: str, limit: int) -> None:
+    if len(memo) >= limit:
+        memo.clear()  # relearning the few hot entries costs one line each
+    memo.add(item)
+
+
+def _is_plain_key(key: Any) -> bool:
+    # A key whose value _scrub_item passes to _scrub unchanged in meaning.
+    return (
+        key.__class__ is str
+        and key not in ("exc_info", "login_hint", "auth_req_id")
+        and not _is_secret_key(key)
+    )
+
+
 def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: ``trace_id`` and ``span_id`` of the open span, if any."""
     ids = current_ids()
@@ -211,7 +268,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             *exceptions,
-            redact,
+            Redactor(),
             add_trace_ids,
             _UtcTimestamp(),  # after redact: our own clock needs no scrubbing
             renderer,
@@ -233,7 +290,7 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 *exceptions,
-                redact,
+                Redactor(),
                 add_trace_ids,
                 renderer,
             ],

@@ -15,6 +15,7 @@ from ciba_gateway.connector.api import LoginHint
 from ciba_gateway.observability import (
     REDACTED,
     SECRET_KEYS,
+    Redactor,
     auth_req_ref,
     configure_logging,
     redact,
@@ -28,8 +29,35 @@ JWT = (
 
 
 def run(**event: Any) -> dict[str, Any]:
-    """Pass an event dict through the redaction processor."""
-    return redact(None, "info", dict(event))
+    """Pass an event dict through the redaction processor (and the memoising one: same result)."""
+    redacted = redact(None, "info", dict(event))
+    memo = Redactor()
+    assert memo(None, "info", dict(event)) == redacted  # learning
+    assert memo(None, "info", dict(event)) == redacted  # from its memo
+    return redacted
+
+
+def test_memo_never_passes_a_value_under_a_key_that_hides_it() -> None:
+    """A string remembered as clean under an ordinary key is still hidden under secret keys."""
+    memo = Redactor()
+    value = "abc-123-plain"
+    assert memo(None, "info", {"note": value, "auth_req_id": value})["note"] == value
+    for _ in range(2):  # once to see the keys, once with every key and value seen
+        again = memo(None, "info", {"note": value, "client_secret": value, "auth_req_id": value})
+        assert again == {
+            "note": value,
+            "client_secret": REDACTED,
+            "auth_req_id": auth_req_ref(value),
+        }
+
+
+def test_memo_stays_bounded() -> None:
+    """Unique strings (ids, references) do not grow the memo without limit."""
+    memo = Redactor()
+    for i in range(3 * Redactor._MAX_ENTRIES):
+        assert memo(None, "info", {"ref": f"r{i}"}) == {"ref": f"r{i}"}
+    assert len(memo._clean) <= Redactor._MAX_ENTRIES
+    assert memo(None, "info", {"who": "bob@example.com"})["who"] == "b***@example.com"
 
 
 class TestSecretKeys:
