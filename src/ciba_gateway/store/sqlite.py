@@ -4,7 +4,19 @@ Calls go to the stdlib ``sqlite3`` module synchronously, on the event loop's
 thread. That is deliberate: on a local disk each of these statements takes
 microseconds, while handing it to a thread (as aiosqlite does) costs more than
 it saves. When another process holds the write lock, ``busy_timeout`` makes a
-call wait (briefly: every write transaction here is a statement or two).
+call wait (briefly: the lock is held only while a batch's statements run).
+
+Group commit: a write is queued, not run. At the end of the event-loop turn
+(``loop.call_soon``) the turn's writes run in order inside one ``BEGIN IMMEDIATE
+... COMMIT`` (a lone write runs as before, in autocommit), and no caller returns
+before that commit: nothing is acknowledged before it is in the WAL. Each write
+keeps its own outcome (a duplicate ``create`` fails alone: SQLite undoes only the
+failing statement); a failed BEGIN or COMMIT, or an error after which SQLite
+rolled the transaction back, fails every caller of the batch with ``StoreError``.
+A caller cancelled while waiting stops waiting; its write still commits or rolls
+back with its batch. Reads are not queued: they never run inside a flush, so they
+see only committed rows (not the writes queued in this turn). Batches are per event
+loop, flushes and reads share one lock (a store may be used from several threads).
 
 The file is in WAL mode with ``synchronous=NORMAL``: readers never block the
 writer, and a crash of the process loses nothing; a power cut may lose the
@@ -22,11 +34,14 @@ decoded request (``transition`` writes blob and columns together).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -37,6 +52,13 @@ from ciba_gateway.store.base import Polled, Value, poller
 __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 5000
+
+_BATCH_LIMIT = 128
+"""Writes per transaction at most: a full batch is flushed at once, which bounds how
+long a flush holds the write lock that other worker processes wait for."""
+
+_T = TypeVar("_T")
+_Op = Callable[[sqlite3.Connection], Any]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -67,6 +89,12 @@ CREATE TABLE IF NOT EXISTS kv (
 -- (16 ms with 100k pending requests on a slow 2-core machine, bench/store_ops.py).
 DROP INDEX IF EXISTS kv_expires;
 """
+
+_INSERT_REQUEST = (
+    "INSERT INTO requests (status, version, expires_at, next_poll_at,"
+    " lease_until, lease_owner, data, auth_req_id, poll_owner, poll_interval)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 _UPDATE_REQUEST = """
 UPDATE requests
@@ -124,7 +152,15 @@ INSERT INTO kv (namespace, key, value, expires_at) VALUES {rows}
 ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
 
+_REMEMBER = """
+INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, NULL, ?)
+ON CONFLICT (namespace, key) DO UPDATE SET value = NULL, expires_at = excluded.expires_at
+ WHERE kv.expires_at <= ?
+"""
+
 _GET_VALUE = "SELECT value FROM kv WHERE namespace = ? AND key = ? AND expires_at > ?"
+
+_TAKE_VALUE = "DELETE FROM kv WHERE namespace = ? AND key = ? AND expires_at > ? RETURNING value"
 
 _INCR = """
 INSERT INTO kv (namespace, key, value, expires_at) VALUES (:namespace, :key, 1, :expires_at)
@@ -161,6 +197,8 @@ class SQLiteStore:
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(AuthRequest)
         self._conn: sqlite3.Connection | None = None
+        self._batches: dict[asyncio.AbstractEventLoop, _Batch] = {}
+        self._lock = threading.Lock()
 
     # --- lifecycle --------------------------------------------------------
 
@@ -216,39 +254,42 @@ class SQLiteStore:
             )
 
     async def close(self) -> None:
-        """Close the connection (idempotent)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Commit the queued writes, then close the connection (idempotent)."""
+        for batch in list(self._batches.values()):
+            self._flush(batch)
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     async def ping(self) -> bool:
         """True when the database answers a query."""
-        if self._conn is None:
-            return False
-        try:
-            self._conn.execute("SELECT 1").fetchall()
-        except sqlite3.Error:
-            return False
+        with self._lock:
+            if self._conn is None:
+                return False
+            try:
+                self._conn.execute("SELECT 1").fetchall()
+            except sqlite3.Error:
+                return False
         return True
 
     # --- requests ---------------------------------------------------------
 
     async def create(self, request: AuthRequest) -> None:
         """Insert a new request; raises StoreError if ``auth_req_id`` exists."""
-        with self._db() as conn:
+        params = (
+            *self._columns(request),
+            poller(request.tenant_id, request.client_id),
+            request.interval,
+        )
+
+        def insert(conn: sqlite3.Connection) -> None:
             try:
-                conn.execute(
-                    "INSERT INTO requests (status, version, expires_at, next_poll_at,"
-                    " lease_until, lease_owner, data, auth_req_id, poll_owner, poll_interval)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        *self._columns(request),
-                        poller(request.tenant_id, request.client_id),
-                        request.interval,
-                    ),
-                )
+                conn.execute(_INSERT_REQUEST, params)
             except sqlite3.IntegrityError as exc:
                 raise StoreError("auth_req_id already exists") from exc
+
+        await self._write(insert)
 
     async def get(self, auth_req_id: str) -> AuthRequest | None:
         """The request, or None when unknown or past its retention."""
@@ -272,9 +313,8 @@ class SQLiteStore:
             "step": step,
             "cutoff": self._clock() - self.retention,
         }
-        with self._db() as conn:
-            # fetchall: a RETURNING statement only completes (and commits) when exhausted.
-            rows = conn.execute(_POLL, params).fetchall()
+        # fetchall: a RETURNING statement only completes when exhausted.
+        rows = await self._write(lambda conn: conn.execute(_POLL, params).fetchall())
         if not rows:
             return None
         data, version, owner, until, interval, early = rows[0]
@@ -283,23 +323,26 @@ class SQLiteStore:
     async def transition(self, new: AuthRequest, values: Sequence[Value] = ()) -> bool:
         """Replace the stored request whose version is ``new.version - 1`` with ``new``.
 
-        ``values`` follow in one multi-row upsert when the UPDATE won: two
-        autocommit statements, not a transaction (BEGIN and COMMIT would double
-        the statements; a crash between them loses only the values).
+        ``values`` follow in one multi-row upsert when the UPDATE won, in the same
+        batch (alone in it: two autocommit statements; a crash between them loses
+        only the values).
         """
         now = self._clock()
-        with self._db() as conn:
-            cursor = conn.execute(
-                _UPDATE_REQUEST,
-                (*self._columns(new), new.version - 1, now - self.retention),
-            )
-            if cursor.rowcount != 1:
+        update = (*self._columns(new), new.version - 1, now - self.retention)
+        upsert = ""
+        params: list[object] = []
+        if values:
+            upsert = _PUT_VALUES.format(rows=", ".join(["(?, ?, ?, ?)"] * len(values)))
+            params = [p for ns, k, v, ttl in values for p in (ns, k, v, now + ttl)]
+
+        def replace(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_UPDATE_REQUEST, update).rowcount != 1:
                 return False
-            if values:
-                rows = ", ".join(["(?, ?, ?, ?)"] * len(values))
-                params = [p for ns, k, v, ttl in values for p in (ns, k, v, now + ttl)]
-                conn.execute(_PUT_VALUES.format(rows=rows), params)
-        return True
+            if upsert:
+                conn.execute(upsert, params)
+            return True
+
+        return await self._write(replace)
 
     async def lease_due(
         self, now: float, owner: str, lease_seconds: float, limit: int
@@ -308,33 +351,35 @@ class SQLiteStore:
         if limit <= 0:
             return []
         lease_until = now + lease_seconds
-        with self._db() as conn:
-            # One statement, atomic by itself; fetchall: RETURNING completes when exhausted.
-            rows = conn.execute(
-                _LEASE, (owner, lease_until, now, now, now - self.retention, limit)
-            ).fetchall()
+        params = (owner, lease_until, now, now, now - self.retention, limit)
+        # One statement, atomic by itself; fetchall: RETURNING completes when exhausted.
+        rows = await self._write(lambda conn: conn.execute(_LEASE, params).fetchall())
         leased = [self._request(data, version, owner, lease_until) for data, version in rows]
         leased.sort(key=lambda r: (r.next_poll_at or 0.0, r.auth_req_id))
         return leased
 
     async def release_leases(self, owner: str) -> int:
         """Clear every lease ``owner`` holds; bumps the version of each request it frees."""
-        with self._db() as conn:
-            cursor = conn.execute(
-                "UPDATE requests SET lease_owner = NULL, lease_until = NULL,"
-                " version = version + 1 WHERE lease_owner = ?",
-                (owner,),
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE requests SET lease_owner = NULL, lease_until = NULL,"
+                    " version = version + 1 WHERE lease_owner = ?",
+                    (owner,),
+                ).rowcount
             )
-        return cursor.rowcount
+        )
 
     async def purge_expired(self, now: float) -> int:
         """Delete requests past their retention and expired values; returns how many."""
-        with self._db() as conn:
+
+        def purge(conn: sqlite3.Connection) -> int:
             requests = conn.execute(
                 "DELETE FROM requests WHERE expires_at < ?", (now - self.retention,)
             ).rowcount
-            values = conn.execute("DELETE FROM kv WHERE expires_at <= ?", (now,)).rowcount
-        return requests + values
+            return requests + conn.execute("DELETE FROM kv WHERE expires_at <= ?", (now,)).rowcount
+
+        return await self._write(purge)
 
     async def count_pending(self) -> int:
         """How many retained requests are pending."""
@@ -350,21 +395,15 @@ class SQLiteStore:
     async def remember(self, namespace: str, key: str, ttl: float) -> bool:
         """Record ``key`` once; True the first time, False while it is remembered."""
         now = self._clock()
-        with self._db() as conn:
-            cursor = conn.execute(
-                "INSERT INTO kv (namespace, key, value, expires_at) VALUES (?, ?, NULL, ?)"
-                " ON CONFLICT (namespace, key) DO UPDATE SET value = NULL,"
-                " expires_at = excluded.expires_at WHERE kv.expires_at <= ?",
-                (namespace, key, now + ttl, now),
-            )
-        return cursor.rowcount == 1
+        params = (namespace, key, now + ttl, now)
+        return await self._write(lambda conn: conn.execute(_REMEMBER, params).rowcount == 1)
 
     async def put_value(self, namespace: str, key: str, value: bytes, ttl: float) -> None:
         """Store a small value that expires after ``ttl`` seconds."""
-        with self._db() as conn:
-            # An upsert updates the row in place; INSERT OR REPLACE deletes and
-            # re-inserts it, 40% slower (swap_value, on every token poll, shares it).
-            conn.execute(_PUT_VALUE, (namespace, key, value, self._clock() + ttl))
+        params = (namespace, key, value, self._clock() + ttl)
+        # An upsert updates the row in place; INSERT OR REPLACE deletes and
+        # re-inserts it, 40% slower (swap_value shares it).
+        await self._write(lambda conn: conn.execute(_PUT_VALUE, params))
 
     async def get_value(self, namespace: str, key: str) -> bytes | None:
         """A stored value, or None when absent or expired."""
@@ -379,48 +418,103 @@ class SQLiteStore:
         """Store ``value`` (expiring after ``ttl`` s); return the live value it replaced.
 
         A read, then an upsert (SQLite's RETURNING reports the new row, never the old
-        one). Nothing of this process runs between them (no await), but another
-        process's write can: fine for the advisory pacing state it serves. Wrapping
-        both in BEGIN IMMEDIATE ... COMMIT cost twice as much per call, on every
-        token poll (BENCHMARKS.md).
+        one). Nothing of this process runs between them, but, when the swap is alone
+        in its batch (autocommit), another process's write can: fine for the advisory
+        state it serves.
         """
         now = self._clock()
-        with self._db() as conn:
-            row = conn.execute(
-                _GET_VALUE,
-                (namespace, key, now),
-            ).fetchone()
+
+        def swap(conn: sqlite3.Connection) -> tuple[object, ...] | None:
+            row = conn.execute(_GET_VALUE, (namespace, key, now)).fetchone()
             conn.execute(_PUT_VALUE, (namespace, key, value, now + ttl))
-        return _as_bytes(row)
+            return row
+
+        return _as_bytes(await self._write(swap))
 
     async def take_value(self, namespace: str, key: str) -> bytes | None:
         """Atomically read and delete a value (single use), also across processes."""
-        with self._db() as conn:
-            # fetchall: a RETURNING statement only completes (and commits) when exhausted.
-            rows = conn.execute(
-                "DELETE FROM kv WHERE namespace = ? AND key = ? AND expires_at > ? RETURNING value",
-                (namespace, key, self._clock()),
-            ).fetchall()
+        params = (namespace, key, self._clock())
+        # fetchall: a RETURNING statement only completes when exhausted.
+        rows = await self._write(lambda conn: conn.execute(_TAKE_VALUE, params).fetchall())
         return _as_bytes(rows[0] if rows else None)
 
     async def incr(self, namespace: str, key: str, ttl: float) -> int:
         """Atomically add one to a counter that expires ``ttl`` s after its first increment."""
         now = self._clock()
-        with self._db() as conn:
-            params = {"namespace": namespace, "key": key, "expires_at": now + ttl, "now": now}
-            ((count,),) = conn.execute(_INCR, params).fetchall()
+        params = {"namespace": namespace, "key": key, "expires_at": now + ttl, "now": now}
+        ((count,),) = await self._write(lambda conn: conn.execute(_INCR, params).fetchall())
         return count
 
     # --- internals --------------------------------------------------------
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
+        """The connection for a read, outside any flush."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError("the SQLite store is not open")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite failed: {exc}") from exc
+
+    async def _write(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Queue ``op`` in this loop's batch; its result once the batch has committed."""
         if self._conn is None:
             raise StoreError("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(loop)
+        if batch is None:
+            batch = self._batches[loop] = _Batch(loop)
+            loop.call_soon(self._flush, batch)
+        future: asyncio.Future[_T] = loop.create_future()
+        batch.ops.append((op, future))
+        if len(batch.ops) >= _BATCH_LIMIT:
+            self._flush(batch)
+        return await future
+
+    def _flush(self, batch: _Batch) -> None:
+        """Run the batch's writes in one transaction and settle their callers."""
+        if self._batches.get(batch.loop) is batch:
+            del self._batches[batch.loop]
+        ops, batch.ops = batch.ops, []
+        if not ops:
+            return
+        with self._lock:
+            outcomes = self._run(ops)
         try:
-            yield self._conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite failed: {exc}") from exc
+            here = asyncio.get_running_loop() is batch.loop
+        except RuntimeError:
+            here = False
+        for (_, future), outcome in zip(ops, outcomes, strict=True):
+            if here:
+                _settle(future, outcome)
+            else:  # close() from another thread than the batch's loop
+                with suppress(RuntimeError):  # that loop is closed: nobody waits
+                    batch.loop.call_soon_threadsafe(_settle, future, outcome)
+
+    def _run(self, ops: list[tuple[_Op, asyncio.Future[Any]]]) -> list[_Outcome]:
+        conn = self._conn
+        if conn is None:
+            return [_Outcome(error=StoreError("the SQLite store is not open")) for _ in ops]
+        if len(ops) == 1:
+            return [_outcome(ops[0][0], conn)]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes: list[_Outcome] = []
+            for op, _ in ops:
+                outcome = _outcome(op, conn)
+                if outcome.error is not None and not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (I/O error, disk full...).
+                    raise outcome.error
+                outcomes.append(outcome)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            with suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return [_failed_batch(exc) for _ in ops]
+        return outcomes
 
     def _request(
         self, data: bytes, version: int, owner: str | None, lease_until: float | None
@@ -448,6 +542,51 @@ class SQLiteStore:
             self._encoder.encode(request),
             request.auth_req_id,
         )
+
+
+class _Batch:
+    """The writes one event loop queued in its current turn."""
+
+    __slots__ = ("loop", "ops")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.ops: list[tuple[_Op, asyncio.Future[Any]]] = []
+
+
+class _Outcome:
+    __slots__ = ("error", "result")
+
+    def __init__(self, result: object = None, error: BaseException | None = None) -> None:
+        self.result = result
+        self.error = error
+
+
+def _outcome(op: _Op, conn: sqlite3.Connection) -> _Outcome:
+    try:
+        return _Outcome(op(conn))
+    except sqlite3.Error as exc:
+        error = StoreError(f"SQLite failed: {exc}")
+        error.__cause__ = exc
+        return _Outcome(error=error)
+    except Exception as exc:  # the op's own refusal (StoreError), or a bug: its caller's alone
+        return _Outcome(error=exc)
+
+
+def _failed_batch(exc: BaseException) -> _Outcome:
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+    error = StoreError(f"SQLite failed, the batch was rolled back: {cause}")
+    error.__cause__ = cause
+    return _Outcome(error=error)
+
+
+def _settle(future: asyncio.Future[Any], outcome: _Outcome) -> None:
+    if future.done():  # its caller was cancelled
+        return
+    if outcome.error is None:
+        future.set_result(outcome.result)
+    else:
+        future.set_exception(outcome.error)
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[str]:
