@@ -232,6 +232,31 @@ async def test_completion_data_shape(http: httpx.AsyncClient) -> None:
     assert base64.b64decode(data["ocspResponse"])
 
 
+async def test_completion_data_signed_once_at_first_collect(
+    http: httpx.AsyncClient, sim: BankIDSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order completed but never collected is never signed; collects agree on one signature."""
+    signed: list[str] = []
+    original = sim.pki.signature
+
+    def counting(*args: Any, **kwargs: Any) -> bytes:
+        signed.append(args[1] if len(args) > 1 else kwargs["visible"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(sim.pki, "signature", counting)
+    first = await start_phone(http, KARL, text="first")
+    await start_phone(http, KARL, text="second")  # completes the first one in passing
+    before_collect = list(signed)
+
+    one = (await collect(http, first)).json()
+    two = (await collect(http, first)).json()
+
+    assert before_collect == []
+    assert signed == [b64("first")]
+    assert one["status"] == "complete"
+    assert one["completionData"] == two["completionData"]
+
+
 async def test_cancel_then_cancel_again(http: httpx.AsyncClient) -> None:
     """cancel answers {} once; a second cancel is invalidParameters."""
     ref = await start_phone(http)

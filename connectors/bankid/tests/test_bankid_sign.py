@@ -154,9 +154,8 @@ async def test_ocsp_response_must_vouch_for_the_signer(
     mine = await connector.start(start_request(TOLVAN, authorization_details=(PAYMENT,)))
     theirs = await connector.start(start_request(KARL, authorization_details=(PAYMENT,)))
     assert sim.decide(TOLVAN, mine.session["orderRef"], approve=True)
-    sim.stats()  # brings every order up to date: Karl's persona approves by itself
-    completion = sim.orders[mine.session["orderRef"]].completion
-    other = sim.orders[theirs.session["orderRef"]].completion
+    completion = sim.completion(mine.session["orderRef"])
+    other = sim.completion(theirs.session["orderRef"])  # Karl's persona approves by itself
     assert completion is not None and other is not None and other.ocsp_response
     roots = Roots.load(str(root_file))
     at = dt.datetime.now(dt.UTC)

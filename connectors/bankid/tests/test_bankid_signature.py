@@ -47,7 +47,7 @@ async def _signed(
     """A sign order Tolvan approved on the phone: its session and the genuine completion."""
     started = await connector.start(start_request(TOLVAN, authorization_details=(PAYMENT,)))
     assert sim.decide(TOLVAN, started.session["orderRef"], approve=True)
-    completion = sim.orders[started.session["orderRef"]].completion
+    completion = sim.completion(started.session["orderRef"])
     assert completion is not None
     return started.session, completion
 
@@ -78,8 +78,9 @@ async def test_a_forgery_fails_the_request_with_a_security_event(
     started = await connector.start(start_request(TOLVAN, authorization_details=(PAYMENT,)))
     order = sim.orders[started.session["orderRef"]]
     assert sim.decide(TOLVAN, order.order_ref, approve=True)
-    assert order.completion is not None
-    order.completion = forge(sim, order.completion)
+    genuine = sim.completion(order.order_ref)
+    assert genuine is not None
+    order.completion = forge(sim, genuine)
 
     with structlog.testing.capture_logs() as logs:
         result = await connector.poll(started.session)

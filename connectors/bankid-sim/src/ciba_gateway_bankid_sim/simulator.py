@@ -14,6 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ciba_gateway_bankid.wire import CompletionData
+
 from ciba_gateway_bankid_sim.api import Reply, RpApi, text_or_base64
 from ciba_gateway_bankid_sim.faults import FaultRules, Rule
 from ciba_gateway_bankid_sim.model import Order, Orders
@@ -80,6 +82,10 @@ class BankIDSimulator:
     def decide(self, pnr: str, order_ref: str, *, approve: bool) -> bool:
         """Approve (complete) or deny (userCancel) a pending order; False if it is not pending."""
         return self.model.decide(pnr, order_ref, approve=approve)
+
+    def completion(self, order_ref: str) -> CompletionData | None:
+        """The completionData of a complete order (made now if no collect made it yet)."""
+        return self.model.completion(order_ref)
 
     def people(self) -> list[PersonRow]:
         """Personas and other numbers with pending orders, for the phone index."""
