@@ -107,6 +107,32 @@ async def test_reload_applies_new_clients_and_refuses_invalid(
         assert token.status_code == 200, token.text
 
 
+async def test_reload_with_a_new_secret_refuses_the_old_one(
+    tmp_path: Path, clock: FakeClock, client_jwk: dict[str, Any]
+) -> None:
+    """Credentials that authenticated before a reload do not outlive the secret they used."""
+    text = config_yaml(tmp_path, client_jwk)
+    path = write(tmp_path / "gw.yaml", text)
+    app = create_app(
+        load_config(path, registry=load_registry()), clock=clock, run_driver=False, config_path=path
+    )
+    form = {"scope": "openid", "login_hint": "ssn:199001011239"}
+    async with AsyncTestClient(app, base_url="http://testserver.local") as client:
+        for _ in range(2):  # the second one is answered from what the first verified
+            ok = await client.post("/acme/bc-authorize", auth=("callcenter", SECRET), data=form)
+            assert ok.status_code == 200, ok.text
+        assert f'secret: "{SECRET}"' in text
+        write(path, text.replace(f'secret: "{SECRET}"', 'secret: "rotated-secret-0123456789"'))
+        assert await app.state.runtime.reload() is True
+        old = await client.post("/acme/bc-authorize", auth=("callcenter", SECRET), data=form)
+        assert old.status_code == 401
+        assert old.json()["error"] == "invalid_client"
+        new = await client.post(
+            "/acme/bc-authorize", auth=("callcenter", "rotated-secret-0123456789"), data=form
+        )
+        assert new.status_code == 200, new.text
+
+
 async def test_key_rotation_keeps_old_tokens_verifiable(
     tmp_path: Path, clock: FakeClock, client_jwk: dict[str, Any]
 ) -> None:

@@ -300,3 +300,37 @@ async def test_jwt_unknown_client(jwks: JwksCache) -> None:
     with pytest.raises(InvalidClientError, match="authentication failed") as info:
         await auth(jwks, form=jwt_form(token))
     assert info.value.headers == CHALLENGE
+
+
+async def test_verified_basic_credentials_are_remembered_and_still_checked(
+    jwks: JwksCache,
+) -> None:
+    """A verified Basic header is looked up next time; a failure is never remembered."""
+    verified: dict[str, ClientConfig] = {}
+    good = basic("call.center", BASIC_SECRET)
+    wrong = basic("call.center", BASIC_SECRET + "x")
+
+    async def call(header: str, form: dict[str, str] | None = None) -> ClientConfig:
+        return await authenticate_client(
+            TENANT,
+            authorization=header,
+            form=form or {},
+            audiences={ISSUER, TOKEN_URL},
+            jwks=jwks,
+            values=Values(MemoryStore()),
+            now=NOW,
+            verified_basic=verified,
+        )
+
+    with pytest.raises(InvalidClientError):
+        await call(wrong)
+    assert verified == {}
+    assert (await call(good)).client_id == "call.center"
+    assert list(verified) == [good[6:]]
+    assert (await call(good)).client_id == "call.center"
+    with pytest.raises(InvalidClientError, match="does not match"):
+        await call(good, {"client_id": "branch"})
+    with pytest.raises(InvalidRequestError, match="exactly one"):
+        await call(good, {"client_id": "call.center", "client_secret": BASIC_SECRET})
+    with pytest.raises(InvalidClientError):
+        await call(wrong)

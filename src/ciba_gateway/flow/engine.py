@@ -47,7 +47,9 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from types import TracebackType
 from typing import Any
 
 import msgspec
@@ -105,6 +107,41 @@ def _fence(request: AuthRequest) -> Fence:
     return request.lease_owner
 
 
+class _ConnectorCall:
+    """``FlowEngine.connector_call``: a class, not a generator, since it wraps every start.
+
+    Enters the metrics timer, then the span; leaves them in reverse order, so the
+    timer sees the exception the block raised.
+    """
+
+    __slots__ = ("_span", "_timer")
+
+    def __init__(
+        self, timer: AbstractAsyncContextManager[None], span: AbstractContextManager[Span]
+    ) -> None:
+        self._timer = timer
+        self._span = span
+
+    async def __aenter__(self) -> Span:
+        await self._timer.__aenter__()
+        try:
+            return self._span.__enter__()
+        except BaseException as exc:
+            await self._timer.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._span.__exit__(kind, exc, tb)
+        finally:
+            await self._timer.__aexit__(kind, exc, tb)
+
+
 class FlowEngine:
     """Moves requests between states in the store, once and atomically."""
 
@@ -136,14 +173,14 @@ class FlowEngine:
         """The store's small-value space (replay caches, tokens): everything but requests."""
         return self._values
 
-    @contextlib.asynccontextmanager
-    async def connector_call(
+    def connector_call(
         self, tenant_id: str, name: str, connector: Connector, operation: str
-    ) -> AsyncIterator[Span]:
-        """Time, count and trace one ``start``, ``poll`` or ``cancel`` of ``connector``.
+    ) -> _ConnectorCall:
+        """``async with``: time, count and trace one ``start``, ``poll`` or ``cancel``.
 
         The one place connector calls are measured (the driver's polls and cancels
-        too); upstream HTTP calls made inside become child spans of this one.
+        too); upstream HTTP calls made inside become child spans of this one. The
+        block gets the span (a no-op one when tracing is off).
         """
         attributes = None
         if self.tracing.enabled:
@@ -153,9 +190,10 @@ class FlowEngine:
                 "ciba.connector.kind": self.connector_kinds.get(type(connector), "unknown"),
                 "ciba.operation": operation,
             }
-        async with self.metrics.upstream(name, operation):
-            with self.tracing.span(f"connector.{operation}", attributes=attributes) as span:
-                yield span
+        return _ConnectorCall(
+            self.metrics.upstream(name, operation),
+            self.tracing.span(f"connector.{operation}", attributes=attributes),
+        )
 
     # --- the one writer -----------------------------------------------------
 
@@ -216,10 +254,16 @@ class FlowEngine:
         now = self.clock()
         start = StartRequest(
             ref=secrets.token_urlsafe(32),
+            tenant_id=new.tenant_id,
+            client_id=new.client_id,
             client_name=new.client_name,
+            login_hint=new.login_hint,
+            scope=new.scope,
             expires_at=now + new.expires_in,
+            acr_values=new.acr_values,
+            binding_message=new.binding_message,
             end_user_ip=new.end_user_ip,
-            **_shared_start_fields(new),
+            authorization_details=new.authorization_details,
         )
         async with self.connector_call(new.tenant_id, new.connector, connector, "start") as span:
             started = await connector.start(start)

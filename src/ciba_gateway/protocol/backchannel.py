@@ -173,7 +173,7 @@ async def unpack_request_object(req: BackchannelRequest) -> None:
     req.params = params
 
 
-async def check_delivery_mode(req: BackchannelRequest) -> None:
+def check_delivery_mode(req: BackchannelRequest) -> None:
     """Ping and push clients must send a client_notification_token (CIBA Core 7.1)."""
     client = req.the_client
     token = req.text("client_notification_token")
@@ -188,7 +188,7 @@ async def check_delivery_mode(req: BackchannelRequest) -> None:
     req.notification_token = token
 
 
-async def check_scope(req: BackchannelRequest) -> None:
+def check_scope(req: BackchannelRequest) -> None:
     """scope must contain openid and stay within the client's scopes."""
     raw = req.text("scope")
     if raw is None:
@@ -206,8 +206,12 @@ async def check_scope(req: BackchannelRequest) -> None:
     req.scope = scope
 
 
-async def resolve_hint(req: BackchannelRequest) -> None:
-    """Exactly one of login_hint, login_hint_token, id_token_hint (CIBA Core 7.1)."""
+def resolve_hint(req: BackchannelRequest) -> Awaitable[None] | None:
+    """Exactly one of login_hint, login_hint_token, id_token_hint (CIBA Core 7.1).
+
+    A login_hint is parsed here; the two token hints are verified by the awaitable
+    returned (a key fetch, a store read).
+    """
     given = [n for n in ("login_hint", "login_hint_token", "id_token_hint") if req.text(n)]
     if len(given) != 1:
         raise InvalidRequestError(
@@ -215,10 +219,15 @@ async def resolve_hint(req: BackchannelRequest) -> None:
         )
     kind = given[0]
     value = req.text(kind) or ""
-    gw, tenant, client = req.gateway, req.tenant, req.the_client
     if kind == "login_hint":
         req.hint = parse_login_hint(value)
-    elif kind == "login_hint_token":
+        return None
+    return _resolve_token_hint(req, kind, value)
+
+
+async def _resolve_token_hint(req: BackchannelRequest, kind: str, value: str) -> None:
+    gw, tenant, client = req.gateway, req.tenant, req.the_client
+    if kind == "login_hint_token":
         claims = await verify_login_hint_token(
             value,
             client=client,
@@ -259,7 +268,7 @@ def _hint_from_subject_id(sub_id: Any) -> str:
     raise InvalidRequestError("unsupported sub_id format in login_hint_token")
 
 
-async def check_binding_message(req: BackchannelRequest) -> None:
+def check_binding_message(req: BackchannelRequest) -> None:
     """binding_message: short, printable, no control characters (CIBA Core 7.1)."""
     message = req.text("binding_message")
     if message is None:
@@ -278,7 +287,7 @@ async def check_binding_message(req: BackchannelRequest) -> None:
     req.binding_message = message
 
 
-async def check_requested_expiry(req: BackchannelRequest) -> None:
+def check_requested_expiry(req: BackchannelRequest) -> None:
     """requested_expiry: a positive integer, capped by the tenant's maximum."""
     lifetimes = req.tenant.config.lifetimes
     raw = req.text("requested_expiry")
@@ -290,7 +299,7 @@ async def check_requested_expiry(req: BackchannelRequest) -> None:
     req.expires_in = min(int(raw), lifetimes.auth_request_max)
 
 
-async def route_request(req: BackchannelRequest) -> None:
+def route_request(req: BackchannelRequest) -> None:
     """Pick the connector by acr_values, then login hint kind."""
     raw = req.text("acr_values")
     acr = space_separated(raw) if raw else req.the_client.default_acr_values
@@ -301,7 +310,7 @@ async def route_request(req: BackchannelRequest) -> None:
         raise InvalidRequestError(f"login hints of kind {req.hint.kind!r} are not served here")
 
 
-async def check_authorization_details(req: BackchannelRequest) -> None:
+def check_authorization_details(req: BackchannelRequest) -> None:
     """RFC 9396: a JSON array of objects of types both the client and the connector may use.
 
     Entries of the core's typed kinds (``connector.details``) are validated strictly
@@ -353,13 +362,17 @@ async def check_authorization_details(req: BackchannelRequest) -> None:
     req.authorization_details = tuple(entries)
 
 
-async def check_user_code(req: BackchannelRequest) -> None:
-    """user_code for clients that require it (CIBA Core 7.1)."""
+def check_user_code(req: BackchannelRequest) -> Awaitable[None] | None:
+    """user_code for clients that require it (CIBA Core 7.1), verified by the connector."""
     if not req.the_client.user_code_required:
-        return
+        return None
     code = req.text("user_code")
     if code is None:
         raise MissingUserCodeError("this client requires a user_code")
+    return _verify_user_code(req, code)
+
+
+async def _verify_user_code(req: BackchannelRequest, code: str) -> None:
     verify: Callable[[LoginHint, str], Awaitable[bool | None]] | None = getattr(
         req.connector, "verify_user_code", None
     )
@@ -416,20 +429,21 @@ async def start_and_persist(req: BackchannelRequest) -> dict[str, Any]:
     return body
 
 
-async def check_start_limits(req: BackchannelRequest) -> None:
+def check_start_limits(req: BackchannelRequest) -> Awaitable[None] | None:
     """Abuse limits: starts per client and per login hint (429 slow_down, Retry-After)."""
     limiter = req.gateway.start_limiter
-    if limiter is not None:
-        assert req.hint is not None
-        await limiter.check(req.tenant.config, req.the_client, req.hint)
+    if limiter is None:
+        return None
+    assert req.hint is not None
+    return limiter.check(req.tenant.config, req.the_client, req.hint)
 
 
-async def check_fapi_profile(req: BackchannelRequest) -> None:
+def check_fapi_profile(req: BackchannelRequest) -> None:
     """FAPI-CIBA clauses a request decides, for a client of that profile (``protocol.fapi``)."""
     run_fapi_checks(req)
 
 
-STEPS = (
+STEPS: tuple[Callable[[BackchannelRequest], Awaitable[None] | None], ...] = (
     authenticate,
     unpack_request_object,
     check_delivery_mode,
@@ -444,7 +458,9 @@ STEPS = (
     check_start_limits,
 )
 """The checks of a backchannel request, in the order they run; the limits count
-only requests that passed every other check (each would start an upstream order)."""
+only requests that passed every other check (each would start an upstream order).
+A check that needs no I/O is a plain function (no coroutine per request); one that
+does is ``async`` and its awaitable is awaited."""
 
 
 async def authorize(
@@ -466,5 +482,7 @@ async def authorize(
         certificate=certificate,
     )
     for step in STEPS:
-        await step(req)
+        pending = step(req)
+        if pending is not None:
+            await pending
     return await start_and_persist(req), req.the_client

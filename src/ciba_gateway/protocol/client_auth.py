@@ -75,6 +75,8 @@ CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FAILED = "client authentication failed"
 """The one description of every failure that depends on the client registry."""
 log = structlog.get_logger("ciba_gateway.client_auth")
+VERIFIED_BASIC_MAX = 256
+"""Verified Basic credentials remembered per tenant (then the dict starts again)."""
 
 
 async def authenticate_request(
@@ -96,6 +98,7 @@ async def authenticate_request(
         now=gateway.clock(),
         certificate=certificate,
         trust_anchors=tenant.client_ca,
+        verified_basic=tenant.verified_basic,
     )
 
 
@@ -110,6 +113,7 @@ async def authenticate_client(
     now: float,
     certificate: ClientCertificate | None = None,
     trust_anchors: Store | None = None,
+    verified_basic: dict[str, ClientConfig] | None = None,
 ) -> ClientConfig:
     """The client this request authenticates as.
 
@@ -120,6 +124,8 @@ async def authenticate_client(
         values: the store's values, for the jti replay cache of client assertions.
         certificate: the request's TLS client certificate, if any.
         trust_anchors: the tenant's CAs for ``tls_client_auth``.
+        verified_basic: Basic credentials already verified -> their client, filled
+            here (``TenantContext.verified_basic``: it lives as long as the config).
 
     Raises:
         InvalidClientError: authentication failed (401).
@@ -136,6 +142,7 @@ async def authenticate_client(
             now=now,
             certificate=certificate,
             trust_anchors=trust_anchors,
+            verified_basic=verified_basic,
         )
     except InvalidClientError as exc:
         exc.headers = _challenge(tenant)
@@ -153,6 +160,7 @@ async def _authenticate(
     now: float,
     certificate: ClientCertificate | None,
     trust_anchors: Store | None,
+    verified_basic: dict[str, ClientConfig] | None,
 ) -> ClientConfig:
     basic = None
     if authorization:
@@ -164,7 +172,7 @@ async def _authenticate(
     if (basic is not None) + uses_post + uses_jwt > 1:
         raise InvalidRequestError("use exactly one client authentication method")
     if basic is not None:
-        return _basic(tenant, basic, form.get("client_id"))
+        return _basic(tenant, basic, form.get("client_id"), verified_basic)
     if uses_post:
         return _post(tenant, form)
     if uses_jwt:
@@ -246,7 +254,24 @@ def _check_secret(tenant: TenantConfig, client_id: str, secret: str, method: str
     return client
 
 
-def _basic(tenant: TenantConfig, credentials: str, form_client_id: str | None) -> ClientConfig:
+def _basic(
+    tenant: TenantConfig,
+    credentials: str,
+    form_client_id: str | None,
+    verified: dict[str, ClientConfig] | None = None,
+) -> ClientConfig:
+    """``client_secret_basic``; credentials that verified once are looked up in ``verified``.
+
+    Only a success is remembered (an attacker's guesses never grow the dict), keyed
+    by the whole credentials string: a lookup compares no secret byte by byte. The
+    dict belongs to one tenant context, so a reload that changes or revokes a
+    secret starts from an empty one.
+    """
+    client = verified.get(credentials) if verified is not None else None
+    if client is not None:
+        if form_client_id is not None and form_client_id != client.client_id:
+            raise InvalidClientError("client_id does not match the Basic credentials")
+        return client
     try:
         decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
@@ -257,7 +282,12 @@ def _basic(tenant: TenantConfig, credentials: str, form_client_id: str | None) -
     client_id = _form_decode(raw_id)
     if form_client_id is not None and form_client_id != client_id:
         raise InvalidClientError("client_id does not match the Basic credentials")
-    return _check_secret(tenant, client_id, _form_decode(raw_secret), "client_secret_basic")
+    client = _check_secret(tenant, client_id, _form_decode(raw_secret), "client_secret_basic")
+    if verified is not None:
+        if len(verified) >= VERIFIED_BASIC_MAX:
+            verified.clear()
+        verified[credentials] = client
+    return client
 
 
 def _form_decode(text: str) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ciba_gateway.config.model import GatewayConfig, TenantConfig
+from ciba_gateway.config.model import ClientConfig, GatewayConfig, TenantConfig
 from ciba_gateway.connector import Connector
 from ciba_gateway.flow.engine import FlowEngine
 from ciba_gateway.protocol.certificates import TrustedProxies, load_trust_anchors
@@ -41,6 +41,10 @@ class TenantContext:
     revocation_endpoint: str = field(init=False)
     client_ca: TrustStore | None = field(init=False)
     """Trust anchors for ``tls_client_auth`` (``mtls.ca_file``), loaded once."""
+    verified_basic: dict[str, ClientConfig] = field(init=False, default_factory=dict)
+    """``client_secret_basic`` credentials that verified -> their client (``client_auth``).
+
+    Per context, so it never outlives the config that registered the secret."""
 
     def __post_init__(self) -> None:
         mtls = self.config.mtls

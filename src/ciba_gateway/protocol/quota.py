@@ -103,13 +103,11 @@ class StartLimiter:
             StoreError: the counters' storage is unreachable.
         """
         limits = client.start_limits or tenant.start_limits
-        buckets = (
-            ("client", limits.per_client, client.client_id),
-            ("login_hint", limits.per_login_hint, _hint_digest(tenant.id, hint)),
-        )
-        for bucket, rate, key in buckets:
+        buckets = (("client", limits.per_client), ("login_hint", limits.per_login_hint))
+        for bucket, rate in buckets:
             if rate is None:
                 continue
+            key = client.client_id if bucket == "client" else _hint_digest(tenant.id, hint)
             item = _rate(rate)
             try:
                 if await self._limiter.hit(item, tenant.id, bucket, key):
