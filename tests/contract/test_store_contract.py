@@ -715,6 +715,78 @@ async def test_sqlite_pacing_holds_across_instances_and_an_upgrade(
         await b.close()
 
 
+_OLD_REQUESTS_TABLE = """
+CREATE TABLE requests_old (
+    auth_req_id  TEXT PRIMARY KEY,
+    status       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    expires_at   REAL NOT NULL,
+    next_poll_at REAL,
+    lease_until  REAL,
+    lease_owner  TEXT,
+    data         BLOB NOT NULL
+) WITHOUT ROWID
+"""
+"""The requests table of the releases before pacing in the row and the rowid table."""
+
+
+def _table_sql(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        (sql,) = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+        ).fetchone()
+        return str(sql)
+    finally:
+        conn.close()
+
+
+async def test_sqlite_upgrades_a_without_rowid_file_from_two_workers_at_once(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """An older release's file (WITHOUT ROWID, no pacing columns) keeps every request.
+
+    Two stores open it at once (two workers starting); one rebuilds the table, the
+    other finds it rebuilt; both then read, pace and lease the old rows.
+    """
+    path = tmp_path / "old.db"
+    seed = _sqlite(path, clock)
+    await seed.open()
+    pending = make_request(interval=5, next_poll_at=T0 + 100)
+    due = make_request(next_poll_at=T0 - 1)
+    for request in (pending, due):
+        await seed.create(request)
+    await seed.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_OLD_REQUESTS_TABLE)
+    conn.execute(
+        "INSERT INTO requests_old SELECT auth_req_id, status, version, expires_at,"
+        " next_poll_at, lease_until, lease_owner, data FROM requests"
+    )
+    conn.execute("DROP TABLE requests")
+    conn.execute("ALTER TABLE requests_old RENAME TO requests")
+    conn.close()
+    assert "WITHOUT ROWID" in _table_sql(path)
+
+    a, b = _sqlite(path, clock), _sqlite(path, clock)
+    await asyncio.gather(a.open(), b.open())
+    try:
+        assert "WITHOUT ROWID" not in _table_sql(path).upper()
+        assert await b.get(pending.auth_req_id) == pending
+        assert await _poll(a, pending, T0) == (pending, None)
+        assert await _poll(b, pending, T0 + 1) == (pending, 10)
+        leased = await a.lease_due(T0, "driver-1", 30, 10)
+        assert [r.auth_req_id for r in leased] == [due.auth_req_id]
+        fresh = make_request(next_poll_at=T0 + 100)
+        await b.create(fresh)
+        assert await a.get(fresh.auth_req_id) == fresh
+        with pytest.raises(StoreError):
+            await a.create(pending)
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_sqlite_refuses_in_memory_database_and_unopened_use(tmp_path: Path) -> None:
     """':memory:' is refused (not shared by connections); an unopened store raises StoreError."""
     with pytest.raises(StoreError):
