@@ -352,3 +352,17 @@ def test_opaque_tokens_and_store_keys() -> None:
     assert token != new_opaque_token()
     assert token_key(token) == hashlib.sha256(token.encode()).hexdigest()
     assert token not in token_key(token)
+
+
+def test_es256_signatures_are_fixed_width_r_and_s(tmp_path: Path) -> None:
+    """Every ES256 signature is r || s of 32 bytes each, also when r or s is short.
+
+    One signature in 128 has an r or s below 2**248; 400 tokens meet one almost surely.
+    """
+    keys = load_tenant_keys(tenant(key_config(tmp_path, "k1", "ES256", generate=True)))
+    jwks = keys.jwks()
+    for n in range(400):
+        token = keys.sign({"n": n})
+        signature = token.rsplit(".", 1)[1]
+        assert len(base64.urlsafe_b64decode(signature + "==")) == 64
+        assert verify_independently(token, jwks, "ES256") == {"n": n}

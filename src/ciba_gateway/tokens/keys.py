@@ -16,13 +16,16 @@ import errno
 import json
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwk, jws
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jws import JWSRegistry
@@ -110,16 +113,61 @@ class SigningKey:
         return data
 
 
-class TenantKeys:
-    """A tenant's signing keys: signs with the current key, verifies with any."""
+def _b64(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
-    __slots__ = ("_by_kid", "_current", "_jwks", "_jwks_json", "_registry")
+
+def _header_segment(key: SigningKey, typ: str | None) -> bytes:
+    header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
+    if typ is not None:
+        header["typ"] = typ
+    return _b64(msgspec.json.encode(header))
+
+
+def _signature_function(key: SigningKey) -> Callable[[bytes], bytes]:
+    """The JWS signature (RFC 7518 section 3) of ``key``'s alg over a signing input.
+
+    Made from the key's native private key, so a token costs the signature and
+    not joserfc's per-call header and key checks (``_load_key`` checked the key).
+    """
+    private: Any = key.key.private_key
+    if key.alg == "ES256":
+        ecdsa = ec.ECDSA(hashes.SHA256())
+
+        def sign_es256(data: bytes) -> bytes:
+            # JWS wants r || s, 32 bytes each, not the DER sequence OpenSSL returns.
+            r, s = decode_dss_signature(private.sign(data, ecdsa))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+        return sign_es256
+    if key.alg == "RS256":
+        pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
+        return lambda data: private.sign(data, pkcs1, sha256)
+    if key.alg == "PS256":
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        sha256 = hashes.SHA256()
+        return lambda data: private.sign(data, pss, sha256)
+    if key.alg == "EdDSA":
+        return private.sign  # type: ignore[no-any-return]
+    raise ValueError(f"unsupported signing alg {key.alg!r}")
+
+
+class TenantKeys:
+    """A tenant's signing keys: signs with the current key, verifies with any.
+
+    The current key's header segment and signature function are prepared here,
+    once per load: a reload or rotation builds a new ``TenantKeys``.
+    """
+
+    __slots__ = ("_by_kid", "_current", "_header", "_jwks", "_jwks_json", "_registry", "_signature")
 
     def __init__(self, keys: Sequence[SigningKey]) -> None:
         current = [k for k in keys if k.state == "current"]
         if len(current) != 1:
             raise ValueError("exactly one key must be in state current")
         self._current = current[0]
+        self._header = _header_segment(self._current, None)
+        self._signature = _signature_function(self._current)
         self._by_kid = {k.kid: k for k in keys}
         self._registry = AllowListRegistry(algorithms=sorted({k.alg for k in keys}))
         order = {"current": 0, "next": 1, "retired": 2}
@@ -142,13 +190,9 @@ class TenantKeys:
 
     def sign(self, claims: Mapping[str, Any], *, typ: str | None = None) -> str:
         """A compact JWS of ``claims`` by the current key (``kid`` in the header)."""
-        key = self._current
-        header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
-        if typ is not None:
-            header["typ"] = typ
-        return jws.serialize_compact(
-            header, msgspec.json.encode(claims), key.key, registry=self._registry
-        )
+        header = self._header if typ is None else _header_segment(self._current, typ)
+        signing_input = header + b"." + _b64(msgspec.json.encode(claims))
+        return (signing_input + b"." + _b64(self._signature(signing_input))).decode("ascii")
 
     def verify(self, token: str) -> dict[str, Any]:
         """The claims of a JWS signed by any of this tenant's keys; claims are not checked."""
