@@ -715,6 +715,15 @@ async def test_sqlite_pacing_holds_across_instances_and_an_upgrade(
         await b.close()
 
 
+_OLD_KV_TABLE = """
+CREATE TABLE kv_old (
+    namespace  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      BLOB,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITHOUT ROWID
+"""
 _OLD_REQUESTS_TABLE = """
 CREATE TABLE requests_old (
     auth_req_id  TEXT PRIMARY KEY,
@@ -727,24 +736,24 @@ CREATE TABLE requests_old (
     data         BLOB NOT NULL
 ) WITHOUT ROWID
 """
-"""The requests table of the releases before pacing in the row and the rowid table."""
+"""The tables of the releases before pacing in the row and rowid tables."""
 
 
-def _table_sql(path: Path) -> str:
+def _table_sql(path: Path, table: str = "requests") -> str:
     conn = sqlite3.connect(path)
     try:
         (sql,) = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
         ).fetchone()
         return str(sql)
     finally:
         conn.close()
 
 
-async def test_sqlite_upgrades_a_without_rowid_file_from_two_workers_at_once(
+async def test_sqlite_upgrades_without_rowid_tables_from_two_workers_at_once(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    """An older release's file (WITHOUT ROWID, no pacing columns) keeps every request.
+    """An older release's file (WITHOUT ROWID tables, no pacing columns) keeps its rows.
 
     Two stores open it at once (two workers starting); one rebuilds the table, the
     other finds it rebuilt; both then read, pace and lease the old rows.
@@ -756,8 +765,13 @@ async def test_sqlite_upgrades_a_without_rowid_file_from_two_workers_at_once(
     due = make_request(next_poll_at=T0 - 1)
     for request in (pending, due):
         await seed.create(request)
+    await seed.put_value("at:demo", "token-1", b"record", 600)
     await seed.close()
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_OLD_KV_TABLE)
+    conn.execute("INSERT INTO kv_old SELECT namespace, key, value, expires_at FROM kv")
+    conn.execute("DROP TABLE kv")
+    conn.execute("ALTER TABLE kv_old RENAME TO kv")
     conn.execute(_OLD_REQUESTS_TABLE)
     conn.execute(
         "INSERT INTO requests_old SELECT auth_req_id, status, version, expires_at,"
@@ -767,11 +781,16 @@ async def test_sqlite_upgrades_a_without_rowid_file_from_two_workers_at_once(
     conn.execute("ALTER TABLE requests_old RENAME TO requests")
     conn.close()
     assert "WITHOUT ROWID" in _table_sql(path)
+    assert "WITHOUT ROWID" in _table_sql(path, "kv")
 
     a, b = _sqlite(path, clock), _sqlite(path, clock)
     await asyncio.gather(a.open(), b.open())
     try:
         assert "WITHOUT ROWID" not in _table_sql(path).upper()
+        assert "WITHOUT ROWID" not in _table_sql(path, "kv").upper()
+        assert await a.get_value("at:demo", "token-1") == b"record"
+        assert await b.take_value("at:demo", "token-1") == b"record"
+        assert await a.get_value("at:demo", "token-1") is None
         assert await b.get(pending.auth_req_id) == pending
         assert await _poll(a, pending, T0) == (pending, None)
         assert await _poll(b, pending, T0 + 1) == (pending, 10)

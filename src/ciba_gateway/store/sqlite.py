@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import msgspec
 
@@ -60,8 +60,22 @@ long a flush holds the write lock that other worker processes wait for."""
 _T = TypeVar("_T")
 _Op = Callable[[sqlite3.Connection], Any]
 
-_REQUESTS_TABLE = """
-CREATE TABLE IF NOT EXISTS {name} (
+
+class _Table(NamedTuple):
+    """A table of the schema: its DDL (``{name}`` for the name), columns and indexes."""
+
+    name: str
+    ddl: str
+    columns: str
+    indexes: tuple[str, ...] = ()
+
+    def create(self, name: str | None = None) -> str:
+        return self.ddl.format(name=name or self.name)
+
+
+_REQUESTS = _Table(
+    "requests",
+    """CREATE TABLE IF NOT EXISTS {name} (
     auth_req_id  TEXT PRIMARY KEY,
     status       TEXT NOT NULL,
     version      INTEGER NOT NULL,
@@ -74,40 +88,39 @@ CREATE TABLE IF NOT EXISTS {name} (
     poll_last    REAL,
     poll_interval INTEGER,
     poll_early   INTEGER
-)"""
-"""A rowid table: new rows go to the end of its B-tree, and the random auth_req_id is
-only in the (small) primary-key index. As a WITHOUT ROWID table, whose rows (about
-1 KB of ``data``) sat in the key's B-tree, an insert cost three times the CPU
-(46-50 us against 15-16 us, 64 inserts per transaction, 20k-60k rows)."""
-_COPY_REQUESTS = """
-INSERT INTO requests_rowid (auth_req_id, status, version, expires_at, next_poll_at,
-    lease_until, lease_owner, data, poll_owner, poll_last, poll_interval, poll_early)
-SELECT auth_req_id, status, version, expires_at, next_poll_at,
-    lease_until, lease_owner, data, poll_owner, poll_last, poll_interval, poll_early
-FROM requests
-"""
-_REQUEST_INDEXES = """
-CREATE INDEX IF NOT EXISTS requests_next ON requests (next_poll_at);
-CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at);
-"""
-
-_SCHEMA = (
-    _REQUESTS_TABLE.format(name="requests")
-    + ";"
-    + _REQUEST_INDEXES
-    + """
-CREATE TABLE IF NOT EXISTS kv (
+)""",
+    "auth_req_id, status, version, expires_at, next_poll_at, lease_until, lease_owner,"
+    " data, poll_owner, poll_last, poll_interval, poll_early",
+    (
+        "CREATE INDEX IF NOT EXISTS requests_next ON requests (next_poll_at)",
+        "CREATE INDEX IF NOT EXISTS requests_expires ON requests (expires_at)",
+    ),
+)
+_KV = _Table(
+    "kv",
+    """CREATE TABLE IF NOT EXISTS {name} (
     namespace  TEXT NOT NULL,
     key        TEXT NOT NULL,
     value      BLOB,
     expires_at REAL NOT NULL,
     PRIMARY KEY (namespace, key)
-) WITHOUT ROWID;
--- No index on kv.expires_at: every token poll rewrites its pacing row's expiry, and
--- keeping such an index cost ~50 us per poll; the periodic purge scans kv instead
--- (16 ms with 100k pending requests on a slow 2-core machine, bench/store_ops.py).
-DROP INDEX IF EXISTS kv_expires;
-"""
+)""",
+    "namespace, key, value, expires_at",
+)
+_TABLES = (_REQUESTS, _KV)
+"""Rowid tables: new rows go to the end of the rowid B-tree, and the random keys are
+only in the (small) primary-key index. As WITHOUT ROWID tables, whose rows (about 1 KB
+of request ``data``, ~450 B of an access token's record) sat in the key's B-tree, an
+insert cost about three times the CPU (64 per transaction, 20k-60k rows: requests
+46-50 us against 15-16 us, kv 35 us against 12 us) and a poll's UPDATE twice."""
+
+_SCHEMA = "".join(
+    f"{table.create()};\n" + "".join(f"{index};\n" for index in table.indexes) for table in _TABLES
+) + (
+    "-- No index on kv.expires_at: keeping one cost ~50 us per write of a value; the\n"
+    "-- periodic purge scans kv instead (16 ms with 100k pending requests on a slow\n"
+    "-- 2-core machine, bench/store_ops.py).\n"
+    "DROP INDEX IF EXISTS kv_expires;\n"
 )
 
 _INSERT_REQUEST = (
@@ -248,7 +261,7 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
             self._add_pacing_columns(conn)
-            _rebuild_as_rowid_table(conn)
+            _rebuild_as_rowid_tables(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot prepare {self.path}: {exc}") from exc
@@ -610,30 +623,36 @@ def _settle(future: asyncio.Future[Any], outcome: _Outcome) -> None:
         future.set_exception(outcome.error)
 
 
-def _without_rowid(conn: sqlite3.Connection) -> bool:
+def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:
     (sql,) = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'requests'"
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
     ).fetchone()
     return "WITHOUT ROWID" in " ".join(sql.upper().split())
 
 
-def _rebuild_as_rowid_table(conn: sqlite3.Connection) -> None:
-    """Upgrade a database of an older release: its requests table was WITHOUT ROWID.
+def _rebuild_as_rowid_tables(conn: sqlite3.Connection) -> None:
+    """Upgrade a database of an older release: its tables were WITHOUT ROWID.
 
-    Copied row for row into a rowid table in one write transaction, so every worker
-    that opens the file at once sees either the old table or the new one.
+    Each is copied row for row into a rowid table in one write transaction, so
+    every worker that opens the file at once sees either the old table or the new.
     """
-    if not _without_rowid(conn):
-        return
-    with _write_transaction(conn):
-        if not _without_rowid(conn):  # another worker upgraded it meanwhile
-            return
-        conn.execute(_REQUESTS_TABLE.format(name="requests_rowid"))
-        conn.execute(_COPY_REQUESTS)
-        conn.execute("DROP TABLE requests")
-        conn.execute("ALTER TABLE requests_rowid RENAME TO requests")
-        for statement in _REQUEST_INDEXES.strip().splitlines():
-            conn.execute(statement)
+    for table in _TABLES:
+        if not _without_rowid(conn, table.name):
+            continue
+        with _write_transaction(conn):
+            if not _without_rowid(conn, table.name):  # another worker upgraded it meanwhile
+                continue
+            staging = f"{table.name}_rowid"
+            conn.execute(table.create(staging))
+            # Every name below is a constant of this module.
+            conn.execute(
+                f"INSERT INTO {staging} ({table.columns})"  # noqa: S608
+                f" SELECT {table.columns} FROM {table.name}"
+            )
+            conn.execute(f"DROP TABLE {table.name}")
+            conn.execute(f"ALTER TABLE {staging} RENAME TO {table.name}")
+            for index in table.indexes:
+                conn.execute(index)
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[str]:
