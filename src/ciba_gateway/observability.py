@@ -148,11 +148,14 @@ class Redactor:
     """Processor: ``redact``, remembering the short strings it left alone under ordinary keys.
 
     Most values of a line repeat on every line (event names, methods, endpoints,
-    tenant and client ids) and hold nothing to mask; each is scrubbed once and
-    then recognised by a set lookup. Only strings ``redact`` returned unchanged are
-    remembered (no personal data, no secrets); keys that are secret or masked
-    (``login_hint``, ``auth_req_id``, ``exc_info``) always take the full path. The
-    memo is bounded and per instance: ``configure_logging`` builds its own.
+    tenant and client ids, and inside the audit event its tenant, client,
+    connector, masked subject, outcome and acr) and hold nothing to mask; each is
+    scrubbed once and then recognised by a set lookup, at any depth. Only strings
+    ``redact`` returned unchanged are remembered (no personal data, no secrets),
+    and the memo is used only where ``redact`` would scrub the string as free
+    text: keys that are secret or masked (``login_hint``, ``auth_req_id``,
+    ``exc_info``) always take the full path. The memo is bounded and per
+    instance: ``configure_logging`` builds its own.
     """
 
     __slots__ = ("_clean", "_plain_keys")
@@ -168,21 +171,39 @@ class Redactor:
         clean = self._clean
         plain = self._plain_keys
         for key, value in event_dict.items():
-            if key in plain:
-                kind = value.__class__
-                if (kind is str and value in clean) or kind is float or value is None:
-                    continue
-                if kind is int and value < 10**9:
-                    continue
-            scrubbed = _scrub_item(key, value, 0)
-            event_dict[key] = scrubbed
-            if key not in plain:
-                if not _is_plain_key(key):
-                    continue
-                _bounded_add(plain, key, self._MAX_ENTRIES)
-            if value.__class__ is str and scrubbed == value and len(value) <= self._MAX_LENGTH:
-                _bounded_add(clean, value, self._MAX_ENTRIES)
+            if key in plain and value.__class__ is str and value in clean:
+                continue  # the common case, without a call
+            event_dict[key] = self._item(key, value, 0)
         return event_dict
+
+    def _item(self, key: Any, value: Any, depth: int) -> Any:
+        # _scrub_item, with the memo for the values of plain keys.
+        if key in self._plain_keys:
+            return self._value(value, depth)
+        if not _is_plain_key(key):
+            return _scrub_item(key, value, depth)
+        _bounded_add(self._plain_keys, key, self._MAX_ENTRIES)
+        return self._value(value, depth)
+
+    def _value(self, value: Any, depth: int) -> Any:
+        # _scrub, with the memo for strings and for what containers hold.
+        kind = value.__class__
+        if kind is str:
+            if value in self._clean:
+                return value
+            scrubbed = _scrub_text(value)
+            if scrubbed == value and len(value) <= self._MAX_LENGTH:
+                _bounded_add(self._clean, value, self._MAX_ENTRIES)
+            return scrubbed
+        if kind is float or value is None or kind is bool or (kind is int and value < 10**9):
+            return value
+        if depth >= _MAX_DEPTH:
+            return _scrub(value, depth)
+        if kind is dict:
+            return {key: self._item(key, item, depth + 1) for key, item in value.items()}
+        if kind is list or kind is tuple:
+            return [self._value(item, depth + 1) for item in value]
+        return _scrub(value, depth)
 
 
 def _bounded_add(memo: set[str], item: str, limit: int) -> None:

@@ -51,6 +51,34 @@ def test_memo_never_passes_a_value_under_a_key_that_hides_it() -> None:
         }
 
 
+def test_memo_inside_nested_events_keeps_secret_and_masked_keys() -> None:
+    """Strings remembered as clean are still hidden under nested secret or masked keys."""
+    memo = Redactor()
+    value = "bob@example.com"
+    plain = "abc-123-plain"
+    for _ in range(3):  # learning, then every key and value seen
+        event = {
+            "note": plain,
+            "audit": {
+                "tenant": plain,
+                "client_secret": plain,
+                "inner": {"auth_req_id": plain, "login_hint": f"email:{value}", "who": value},
+                "list": [plain, value, {"password": plain}],
+            },
+        }
+        assert memo(None, "info", dict(event)) == redact(None, "info", dict(event))
+        assert memo(None, "info", dict(event))["audit"] == {
+            "tenant": plain,
+            "client_secret": REDACTED,
+            "inner": {
+                "auth_req_id": auth_req_ref(plain),
+                "login_hint": "email:b***@example.com",
+                "who": "b***@example.com",
+            },
+            "list": [plain, "b***@example.com", {"password": REDACTED}],
+        }
+
+
 def test_memo_stays_bounded() -> None:
     """Unique strings (ids, references) do not grow the memo without limit."""
     memo = Redactor()
