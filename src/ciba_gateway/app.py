@@ -53,7 +53,7 @@ from ciba_gateway.tokens.keys import TenantKeys, load_tenant_keys
 from ciba_gateway.tracing import NO_TRACING, Tracing
 from ciba_gateway.web.access_log import AccessLogMiddleware
 from ciba_gateway.web.callbacks import connector_callback
-from ciba_gateway.web.endpoints import ROUTE_HANDLERS
+from ciba_gateway.web.endpoints import ROUTE_HANDLERS, tenant_routes
 from ciba_gateway.web.openapi import OPENAPI_CONFIG
 from ciba_gateway.web.responses import EXCEPTION_HANDLERS
 from ciba_gateway.web.tracing import TracingMiddleware
@@ -382,7 +382,11 @@ def create_app(
             await runtime.stop()
             app.state.gateway = None
 
-    handlers: list[Any] = [*ROUTE_HANDLERS, connector_callback]
+    handlers: list[Any] = [
+        *ROUTE_HANDLERS,
+        *tenant_routes(t.mount.strip("/") for t in config.tenants),
+        connector_callback,
+    ]
     for sim in config.simulators:
         factory = registry.simulators[sim.type]
         handlers.append(_mount(sim.mount, factory(sim.settings)))
