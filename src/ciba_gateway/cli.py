@@ -219,7 +219,15 @@ def _simulate(args: argparse.Namespace) -> int:
             if sim.type == args.name:
                 settings = dict(sim.settings)
                 break
-    uvicorn.run(factory(settings), host=args.host, port=args.port, log_config=None)
+    # A simulator is called directly (no proxy in front): X-Forwarded-* is not read.
+    uvicorn.run(
+        factory(settings),
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        proxy_headers=False,
+        access_log=False,
+    )
     return 0
 
 
