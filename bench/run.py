@@ -183,6 +183,15 @@ class Ceiling:
     def median(self) -> float:
         return statistics.median(r.rps for r in self.results)
 
+    def paced_cpu(self, rate: float, seconds: float = 6.0, connections: int = 256) -> float:
+        """The bare route's CPU seconds per request when asked ``rate`` requests/s.
+
+        ``connections`` keep-alive connections each send one request, then wait
+        their turn, as the flow bench's clients do: the cost of a request at a
+        load that leaves the server idle between requests (``flow_cost.floor``).
+        """
+        return asyncio.run(_paced_cpu(self, rate, seconds, connections))
+
     def report(self) -> None:
         name = f"ceiling.{self.server}"
         self.b.emit(f"{name}.req_s", [r.rps for r in self.results], " req/s", 0)
@@ -192,6 +201,39 @@ class Ceiling:
     def stop(self) -> None:
         self.proc.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+async def _paced_cpu(ceiling: Ceiling, rate: float, seconds: float, connections: int) -> float:
+    import httpx
+
+    url = f"http://127.0.0.1:{ceiling.port}/es/token"
+    body = lib.token_body(secrets.token_urlsafe(32))
+    gap = connections / rate
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def one(offset: float, until: float) -> int:
+            await asyncio.sleep(offset)
+            sent = 0
+            while time.monotonic() < until:
+                started = time.monotonic()
+                answer = await client.post(url, content=body, headers=_FORM)
+                assert answer.status_code == 400, answer.text
+                sent += 1
+                await asyncio.sleep(max(0.0, gap - (time.monotonic() - started)))
+            return sent
+
+        offsets = [i * gap / connections for i in range(connections)]
+        warm = time.monotonic() + 1.0
+        await asyncio.gather(*(one(offset, warm) for offset in offsets))
+        used = lib.tree_cpu_seconds(ceiling.proc.popen.pid)
+        until = time.monotonic() + seconds
+        sent = await asyncio.gather(*(one(offset, until) for offset in offsets))
+        used = lib.tree_cpu_seconds(ceiling.proc.popen.pid) - used
+    return used / max(1, sum(sent))
+
+
+_FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 # --- 1. token_poll_pending -----------------------------------------------------------
@@ -373,6 +415,16 @@ def flow_cost(b: Bench, store: str, ceiling: Ceiling, rp: str = "openid-client")
     b.emit(f"{name}.token_polls_per_flow", polls, "", 2)
     b.emit(f"{name}.flows_s", rates, " flows/s", 0)
     b.emit(f"{name}.ratio", costs, "", 2)
+    # The floor: a flow's HTTP requests (bc-authorize + polls) each costing what the
+    # bare route costs at the same request rate; no app work, no driver, no store.
+    per_request = statistics.median(rates) * (1 + statistics.median(polls))
+    bare = ceiling.paced_cpu(per_request)
+    floor = bare * (1 + statistics.median(polls)) * ceiling.median()
+    print(
+        f"# {name}: the bare route at {per_request:.0f} req/s costs {bare * 1e6:.0f} us CPU"
+        f" per request (at saturation {1e6 / ceiling.median():.0f} us)"
+    )
+    b.note(f"{name}.floor", round(floor, 2))
 
 
 def _mark_cpu(marks: list[float], pid: int) -> None:
