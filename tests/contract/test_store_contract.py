@@ -806,6 +806,40 @@ async def test_sqlite_upgrades_without_rowid_tables_from_two_workers_at_once(
         await b.close()
 
 
+async def test_sqlite_open_waits_for_another_workers_upgrade(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """A worker opening an old file while another holds the write lock to upgrade it
+    waits past the usual 5 s busy timeout instead of failing to start."""
+    path = tmp_path / "old.db"
+    seed = _sqlite(path, clock)
+    await seed.open()
+    request = make_request(next_poll_at=T0 + 100)
+    await seed.create(request)
+    await seed.close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(_OLD_KV_TABLE)
+    conn.execute("DROP TABLE kv")
+    conn.execute("ALTER TABLE kv_old RENAME TO kv")
+    upgrader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    upgrader.execute("BEGIN IMMEDIATE")  # the other worker, mid-upgrade
+    released = asyncio.get_running_loop().run_in_executor(
+        None, lambda: (time.sleep(5.5), upgrader.execute("COMMIT"), upgrader.close())
+    )
+    store = _sqlite(path, clock)
+    try:
+        started = time.monotonic()
+        await asyncio.to_thread(asyncio.run, store.open())
+        assert time.monotonic() - started >= 5.0
+        await released
+        assert "WITHOUT ROWID" not in _table_sql(path, "kv").upper()
+        assert await store.get(request.auth_req_id) == request
+    finally:
+        conn.close()
+        await released
+        await store.close()
+
+
 async def test_sqlite_refuses_in_memory_database_and_unopened_use(tmp_path: Path) -> None:
     """':memory:' is refused (not shared by connections); an unopened store raises StoreError."""
     with pytest.raises(StoreError):

@@ -52,6 +52,8 @@ from ciba_gateway.store.base import Polled, Value, poller
 __all__ = ["SQLiteStore"]
 
 _BUSY_TIMEOUT_MS = 5000
+_UPGRADE_BUSY_TIMEOUT_MS = 600_000
+"""How long a worker opening the file waits for another one's upgrade of it."""
 
 _BATCH_LIMIT = 128
 """Writes per transaction at most: a full batch is flushed at once, which bounds how
@@ -260,8 +262,11 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            # Another worker may be upgrading the file (seconds per 100k rows): wait.
+            conn.execute(f"PRAGMA busy_timeout = {_UPGRADE_BUSY_TIMEOUT_MS}")
             self._add_pacing_columns(conn)
             _rebuild_as_rowid_tables(conn)
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot prepare {self.path}: {exc}") from exc
