@@ -30,6 +30,7 @@ import hashlib
 import logging
 import re
 import sys
+import threading
 import time
 from typing import Any, Literal
 
@@ -171,8 +172,11 @@ class Redactor:
         clean = self._clean
         plain = self._plain_keys
         for key, value in event_dict.items():
-            if key in plain and value.__class__ is str and value in clean:
-                continue  # the common case, without a call
+            kind = value.__class__
+            if key in plain and (
+                (kind is str and value in clean) or kind is float or (kind is int and value < 10**9)
+            ):
+                continue  # the common cases, without a call
             event_dict[key] = self._item(key, value, 0)
         return event_dict
 
@@ -230,8 +234,63 @@ def add_trace_ids(logger: WrappedLogger, method_name: str, event_dict: EventDict
 
 
 def _json(obj: Any, **_: Any) -> str:
-    # msgspec instead of json.dumps: this runs once per HTTP request (access log).
+    # msgspec instead of json.dumps: the stdlib handler's formatter needs a str.
     return msgspec.json.encode(obj, enc_hook=repr).decode()
+
+
+def _render_json(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> bytes:
+    # The same bytes as JSONRenderer(serializer=_json), not decoded: _LineWriter takes bytes.
+    return msgspec.json.encode(event_dict, enc_hook=repr)
+
+
+class _Exceptions:
+    """Processor: ``ExceptionRenderer``, called only for events that carry ``exc_info``."""
+
+    __slots__ = ("_render",)
+
+    def __init__(self) -> None:
+        self._render = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        if "exc_info" not in event_dict:
+            return event_dict  # what ExceptionRenderer does then, without its calls
+        return self._render(logger, method_name, event_dict)
+
+
+class _LineWriter:
+    """Logger: writes each line to the current ``sys.stdout`` and flushes it at once.
+
+    What ``PrintLogger`` did (one line, then a flush: nothing waits in a user-space
+    buffer after the call), but JSON lines arrive as bytes and go straight to the
+    stream's binary buffer, without a decode and a re-encode.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def msg(self, message: str | bytes) -> None:
+        """Write ``message`` and a newline, then flush."""
+        stream = sys.stdout
+        if stream is None:
+            return  # no stdout at all (pythonw): print wrote nowhere too
+        raw = getattr(stream, "buffer", None)
+        with self._lock:
+            if message.__class__ is bytes and raw is not None:
+                stream.flush()  # text written before this line stays before it
+                raw.write(message + b"\n")
+                raw.flush()
+            else:
+                if isinstance(message, bytes):
+                    message = message.decode()
+                stream.write(message + "\n")
+                stream.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
 
 class _UtcTimestamp:
@@ -248,13 +307,17 @@ class _UtcTimestamp:
         self._prefix = ""
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-        now = time.time()
-        whole = int(now)
+        whole, micros = divmod(time.time_ns() // 1000, 1_000_000)
         if whole != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(whole))
             self._second = whole
-        event_dict["timestamp"] = f"{self._prefix}.{int((now - whole) * 1_000_000):06d}Z"
+        event_dict["timestamp"] = f"{self._prefix}{micros:06d}Z"
         return event_dict
+
+
+def _one(writer: _LineWriter, *_: Any) -> _LineWriter:
+    # The logger factory: every logger writes through the one writer (and its lock).
+    return writer
 
 
 def configure_logging(format: Literal["json", "console"] = "json", level: str = "info") -> None:
@@ -269,19 +332,18 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
     if min_level is None:
         raise ValueError(f"unknown log level: {level!r}")
     renderer: Processor
+    line_renderer: Processor
     if format == "json":
-        exceptions: list[Processor] = [
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            )
-        ]
+        exceptions: list[Processor] = [_Exceptions()]
         renderer = structlog.processors.JSONRenderer(serializer=_json)
+        line_renderer = _render_json
     elif format == "console":
         # ConsoleRenderer formats exc_info itself; plain_traceback shows no locals.
         exceptions = []
         renderer = structlog.dev.ConsoleRenderer(
             colors=sys.stdout.isatty(), exception_formatter=structlog.dev.plain_traceback
         )
+        line_renderer = renderer
     else:
         raise ValueError(f"unknown log format: {format!r} (expected json or console)")
     structlog.configure(
@@ -292,10 +354,10 @@ def configure_logging(format: Literal["json", "console"] = "json", level: str = 
             Redactor(),
             add_trace_ids,
             _UtcTimestamp(),  # after redact: our own clock needs no scrubbing
-            renderer,
+            line_renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(min_level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=functools.partial(_one, _LineWriter()),
         cache_logger_on_first_use=True,
     )
     # Lines of other libraries (the ASGI server's own, say) go through the stdlib:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -336,3 +338,80 @@ class TestConfigureLogging:
         """Unknown formats and level names are refused."""
         with pytest.raises(ValueError, match="unknown"):
             configure_logging(fmt, level)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("structlog_reset")
+class TestLineWriting:
+    def test_access_line_keeps_its_keys_in_order(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An access line is written with its keys in call order, then level and timestamp."""
+        configure_logging("json", "info")
+        structlog.get_logger("ciba_gateway.access").info(
+            "request",
+            method="POST",
+            endpoint="token",
+            status=400,
+            duration_ms=0.42,
+            tenant="es",
+            client_id="callcenter",
+            exc_info=False,
+        )
+        out = capsys.readouterr().out
+        assert out.endswith("}\n")
+        line = json.loads(out)
+        assert list(line) == [
+            "method",
+            "endpoint",
+            "status",
+            "duration_ms",
+            "tenant",
+            "client_id",
+            "event",
+            "level",
+            "timestamp",
+        ]
+        assert line["status"] == 400
+        assert line["duration_ms"] == 0.42
+        assert line["client_id"] == "callcenter"
+
+    def test_numbers_under_secret_keys_stay_redacted_on_every_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Numbers pass the memo's fast path only under ordinary keys, however often seen."""
+        configure_logging("json", "info")
+        log = structlog.get_logger()
+        for _ in range(3):
+            log.info("n", code=123456, user_code=1.5, n=123456, pnr=199001011239)
+        lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        assert len(lines) == 3
+        for line in lines:
+            assert line["code"] == REDACTED
+            assert line["user_code"] == REDACTED
+            assert line["n"] == 123456
+            assert line["pnr"] == "19900101****"
+
+    def test_text_written_before_a_line_stays_before_it(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Unflushed text on stdout is written before the next log line, not after it."""
+        configure_logging("json", "info")
+        sys.stdout.write("banner\n")  # not flushed
+        structlog.get_logger().info("first")
+        out = capsys.readouterr().out.splitlines()
+        assert out[0] == "banner"
+        assert json.loads(out[1])["event"] == "first"
+
+    @pytest.mark.parametrize("fmt", ["json", "console"])
+    def test_each_line_reaches_the_file_when_the_call_returns(
+        self, fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Nothing waits in a user-space buffer: another reader sees the line at once."""
+        path = tmp_path / "out.log"
+        with path.open("w", encoding="utf-8") as stream:
+            monkeypatch.setattr(sys, "stdout", stream)
+            configure_logging(fmt, "info")  # type: ignore[arg-type]
+            structlog.get_logger().info("durable", who="bob@example.com")
+            written = path.read_text(encoding="utf-8")  # before any close or flush here
+        assert written.count("\n") == 1
+        assert "durable" in written
+        assert "b***@example.com" in written
+        assert "bob@example.com" not in written
