@@ -11,18 +11,18 @@ replicas) when every request must be counted by one scrape.
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+import prometheus_client.metrics as _library
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -35,43 +35,189 @@ _KNOWN_ENDPOINTS = frozenset(
 )
 
 
-class _LabelMemo:
-    """``labels(*values)`` of a metric, memoised per metric.
+def _created_series() -> bool:
+    """Whether prometheus_client emits ``_created`` series (its env switch and functions)."""
+    return bool(getattr(_library, "_use_created", True))
 
-    prometheus_client's ``labels`` converts every value, takes a lock and checks
-    its arguments on each call; the label space is bounded (module docstring), so
-    each child is looked up that way once. Keyword labels take the library's path.
+
+class _Family:
+    """A labelled counter or histogram kept as plain Python numbers, exposed by ``collect``.
+
+    prometheus_client takes a ``threading.Lock`` per increment (two per histogram
+    observation) and scans buckets linearly. Here an update is an attribute
+    addition, which is safe because every update and every scrape runs on the
+    worker's event loop thread: the access-log middleware, the engine, the driver
+    and the notifier are coroutines; the SQLite store's threads and the
+    ``asyncio.to_thread`` calls in connectors never touch metrics. Anything that
+    updates metrics from another thread must hop to the loop first.
+
+    ``collect`` yields the samples prometheus_client's own Counter/Histogram would
+    (names, label order, ``le`` strings, ``_created``), so the exposition is unchanged.
     """
 
-    _memo: dict[tuple[object, ...], Any]
+    _type = ""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
-        self._memo = {}
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labelnames = tuple(labelnames)
+        # Children by the values as given (the fast path) and by their strings (the series).
+        self._memo: dict[tuple[object, ...], object] = {}
+        self._children: dict[tuple[str, ...], object] = {}
+        registry.register(self)
 
-    def labels(self, *values: object, **named: object) -> Any:
+    def _new_child(self) -> object:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def labels(self, *values: object, **named: object) -> object:
+        """The child for these label values (positional or by name), created on first use."""
         if named:
-            return super().labels(*values, **named)  # type: ignore[misc]
+            if values or set(named) != set(self._labelnames):
+                raise ValueError("incorrect label names")
+            values = tuple(named[n] for n in self._labelnames)
         child = self._memo.get(values)
         if child is None:
-            child = self._memo[values] = super().labels(*values)  # type: ignore[misc]
+            if len(values) != len(self._labelnames):
+                raise ValueError("incorrect label count")
+            key = tuple(str(v) for v in values)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self._new_child()
+            self._memo[values] = child
         return child
 
-    def remove(self, *values: Any) -> None:
+    def remove(self, *values: object) -> None:
+        """Drop one series."""
         self._memo.clear()
-        super().remove(*values)  # type: ignore[misc]
+        self._children.pop(tuple(str(v) for v in values), None)
 
     def clear(self) -> None:
+        """Drop every series."""
         self._memo.clear()
-        super().clear()  # type: ignore[misc]
+        self._children.clear()
+
+    def describe(self) -> Iterable[Metric]:
+        return [Metric(self._name, self._documentation, self._type)]
+
+    def collect(self) -> Iterable[Metric]:
+        metric = Metric(self._name, self._documentation, self._type)
+        created = _created_series()
+        for values, child in list(self._children.items()):
+            labels = dict(zip(self._labelnames, values, strict=True))
+            for suffix, extra, value in self._child_samples(child, created):
+                metric.samples.append(
+                    Sample(self._name + suffix, {**labels, **extra}, value, None, None)
+                )
+        return [metric]
+
+    def _child_samples(
+        self, child: object, created: bool
+    ) -> Iterable[tuple[str, dict[str, str], float]]:  # pragma: no cover
+        raise NotImplementedError
 
 
-class _Counter(_LabelMemo, Counter):
-    pass
+class _CounterChild:
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+    def inc(self, amount: float = 1) -> None:
+        if amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self.value += amount
 
 
-class _Histogram(_LabelMemo, Histogram):
-    pass
+class _Counter(_Family):
+    """A counter; ``name`` without ``_total``, as prometheus_client names the family."""
+
+    _type = "counter"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+    ) -> None:
+        super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
+
+    def labels(self, *values: object, **named: object) -> _CounterChild:
+        return super().labels(*values, **named)  # type: ignore[return-value]
+
+    def _new_child(self) -> _CounterChild:
+        return _CounterChild()
+
+    def _child_samples(
+        self, child: object, created: bool
+    ) -> Iterable[tuple[str, dict[str, str], float]]:
+        assert isinstance(child, _CounterChild)
+        yield "_total", {}, child.value
+        if created:
+            yield "_created", {}, child.created
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "created", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0.0] * len(bounds)  # per bucket, not cumulative
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, amount: float) -> None:
+        self.sum += amount
+        if amount == amount:  # NaN lands in no bucket, as in prometheus_client
+            self.counts[bisect_left(self.bounds, amount)] += 1
+
+
+class _Histogram(_Family):
+    _type = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        bounds = [float(b) for b in buckets]
+        if bounds != sorted(bounds):
+            raise ValueError("Buckets not in sorted order")
+        if bounds[-1] != math.inf:
+            bounds.append(math.inf)
+        self._bounds = tuple(bounds)
+        self._le = tuple(floatToGoString(b) for b in bounds)
+        super().__init__(name, documentation, labelnames, registry)
+
+    def labels(self, *values: object, **named: object) -> _HistogramChild:
+        return super().labels(*values, **named)  # type: ignore[return-value]
+
+    def _new_child(self) -> _HistogramChild:
+        return _HistogramChild(self._bounds)
+
+    def _child_samples(
+        self, child: object, created: bool
+    ) -> Iterable[tuple[str, dict[str, str], float]]:
+        assert isinstance(child, _HistogramChild)
+        acc = 0.0
+        for le, count in zip(self._le, child.counts, strict=True):
+            acc += count
+            yield "_bucket", {"le": le}, acc
+        yield "_count", {}, acc
+        if self._bounds[0] >= 0:
+            yield "_sum", {}, child.sum
+        if created:
+            yield "_created", {}, child.created
 
 
 class _UpstreamCall:
@@ -108,7 +254,9 @@ class Metrics:
         r = self.registry
         # Label children by (tenant, endpoint, status): ``labels()`` takes a lock and
         # builds a tuple per call; the label space is bounded (module docstring).
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._request_children: dict[
+            tuple[str, str, int], tuple[_CounterChild, _HistogramChild]
+        ] = {}
         self.http_requests = _Counter(
             "ciba_http_requests_total",
             "HTTP requests",
