@@ -225,9 +225,11 @@ class _UpstreamCall:
 
     __slots__ = ("_errors", "_latency", "_name", "_operation", "_started")
 
-    def __init__(self, metrics: Metrics, connector_type: str, operation: str) -> None:
-        self._latency = metrics.upstream_latency.labels(connector_type, operation)
-        self._errors = metrics.upstream_errors
+    def __init__(
+        self, latency: _HistogramChild, errors: _Counter, connector_type: str, operation: str
+    ) -> None:
+        self._latency = latency
+        self._errors = errors
         self._name = connector_type
         self._operation = operation
         self._started = 0.0
@@ -257,6 +259,7 @@ class Metrics:
         self._request_children: dict[
             tuple[str, str, int], tuple[_CounterChild, _HistogramChild]
         ] = {}
+        self._upstream_children: dict[tuple[str, str], _HistogramChild] = {}
         self.http_requests = _Counter(
             "ciba_http_requests_total",
             "HTTP requests",
@@ -340,7 +343,11 @@ class Metrics:
 
     def upstream(self, connector_type: str, operation: str) -> _UpstreamCall:
         """``async with``: time a connector call and count the exception class it raised, if any."""
-        return _UpstreamCall(self, connector_type, operation)
+        key = (connector_type, operation)
+        latency = self._upstream_children.get(key)
+        if latency is None:
+            latency = self._upstream_children[key] = self.upstream_latency.labels(*key)
+        return _UpstreamCall(latency, self.upstream_errors, connector_type, operation)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
