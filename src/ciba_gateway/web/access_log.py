@@ -60,7 +60,8 @@ class AccessLogMiddleware:
             else:
                 endpoint = _endpoint(scope["path"], fields.get("tenant"))
             if not (self.quiet_prefixes and _request_path(scope).startswith(self.quiet_prefixes)):
-                log.info(
+                # What log.info does, without the proxy's __getattr__ miss on every line.
+                log.bind().info(
                     "request",
                     method=scope["method"],
                     endpoint=endpoint,
