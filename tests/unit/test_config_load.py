@@ -518,7 +518,7 @@ class TestPostInit:
         assert problems_of(slow_redis + "notifications: {timeout: 1}\n" + base) == [
             (
                 "",
-                "driver.tick (0.2 s) + store.timeout (2.0 s) must be shorter than half of "
+                "driver.tick (0.05 s) + store.timeout (2.0 s) must be shorter than half of "
                 "driver.lease_seconds (4.0 s): the driver renews a lease in that half",
             )
         ]

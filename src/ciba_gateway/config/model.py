@@ -416,8 +416,12 @@ class DriverConfig(Base, kw_only=True):
 
     lease_seconds: Annotated[float, Meta(ge=1, le=600)] = 15.0
     """How long a driver owns a leased request; a dead replica's work is taken over after it."""
-    tick: Annotated[float, Meta(gt=0, le=10)] = 0.2
-    """Seconds between looks for due work when there is none."""
+    tick: Annotated[float, Meta(gt=0, le=10)] = 0.05
+    """Seconds between looks for due work when there is none.
+
+    Short, so each poll starts close to its due time and leases come in small
+    batches (10k BankID orders collected every 2 s: p99 interval 2.44 s with
+    0.2, 2.10 s with 0.05); an idle worker then asks the store 20 times a second."""
 
 
 class NotificationsConfig(Base, kw_only=True):

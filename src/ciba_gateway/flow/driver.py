@@ -55,10 +55,10 @@ class Driver:
         engine: FlowEngine,
         connectors: ConnectorLookup,
         *,
-        tick: float = 0.2,
+        tick: float = 0.05,
         lease_seconds: float = 15.0,
         batch: int = 500,
-        concurrency: int = 256,
+        concurrency: int = 1024,
         retry_delay: float = 2.0,
         owner: str | None = None,
         notifier: Notifier | None = None,
@@ -71,6 +71,9 @@ class Driver:
         self.retry_delay = retry_delay
         self.notifier = notifier
         self.owner = owner or f"driver-{secrets.token_hex(6)}"
+        # Polls in flight at most. 10k BankID orders collected every 2 s keep ~250 in
+        # flight: a cap near that queues due polls behind it (bench driver_scale: p99
+        # interval 2.28 s at 256, 2.10 s at 1024); the connectors' pools still bound I/O.
         self._limit = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
