@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import structlog
 from msgspec.structs import replace
 
@@ -13,7 +14,7 @@ from ciba_gateway.config.model import AuditConfig
 from ciba_gateway.connector import Evidence, Identity, LoginHint, load_registry
 from ciba_gateway.errors import ConfigError
 from ciba_gateway.flow.model import AuthRequest, Status
-from ciba_gateway.observability import redact
+from ciba_gateway.observability import auth_req_ref, configure_logging, redact
 from ciba_gateway.preflight import check_config
 from tests.example_config import EXAMPLE_SECRETS, example_with_its_files
 
@@ -97,6 +98,18 @@ def test_log_sink_writes_the_event_under_its_own_logger() -> None:
     assert logs[0]["logger"] == "ciba_gateway.audit"
     assert logs[0]["audit"]["outcome"] == "approved"
     assert SIGNATURE not in json.dumps(logs[0])
+
+
+def test_log_sink_line_keeps_the_request_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    """Rendered as JSON by the real logging chain, the line has the 12-hex reference."""
+    configure_logging("json", "info")
+    request = approved()
+    AuditTrail(AuditConfig(sink="log")).record(request)
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "audit_decision" in x]
+    assert line["audit"]["request_ref"] == auth_req_ref(request.auth_req_id)
+    assert "request" not in line["audit"]
+    assert list(line["audit"])[:6] == ["event", "version", "tenant", "client", "connector",
+                                       "request_ref"]  # fmt: skip
 
 
 def test_none_sink_records_nothing(tmp_path: Path) -> None:
