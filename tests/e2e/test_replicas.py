@@ -70,7 +70,9 @@ def personal_number(i: int) -> str:
 
 
 def approve_delay(i: int) -> float:
-    return 8.0 + i % 5
+    """Seconds until flow ``i``'s persona approves: the kill must find a collect in flight,
+    so collects go on well past the 5 s warm-up and the victim's drain."""
+    return 11.0 + i % 5
 
 
 # --- the recording proxy ----------------------------------------------------------
