@@ -435,26 +435,16 @@ class FlowEngine:
 
 
 def start_request_for(request: AuthRequest, client_name: str) -> StartRequest:
-    """The connector's view of a stored request."""
+    """The connector's view of a stored request (the fields ``begin`` started it with)."""
     return StartRequest(
         ref=request.auth_req_id,
+        tenant_id=request.tenant_id,
+        client_id=request.client_id,
         client_name=client_name,
+        login_hint=request.login_hint,
+        scope=request.scope,
         expires_at=request.expires_at,
-        **_shared_start_fields(request),
+        acr_values=request.acr_values,
+        binding_message=request.binding_message,
+        authorization_details=request.authorization_details,
     )
-
-
-_SHARED_START_FIELDS = (
-    "tenant_id",
-    "client_id",
-    "login_hint",
-    "scope",
-    "acr_values",
-    "binding_message",
-    "authorization_details",
-)
-
-
-def _shared_start_fields(source: NewRequest | AuthRequest) -> dict[str, Any]:
-    """The fields a StartRequest takes as they are from a new or a stored request."""
-    return {name: getattr(source, name) for name in _SHARED_START_FIELDS}
